@@ -1,0 +1,40 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Each creates what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BENCH_VENV := .venv-bench
+
+.PHONY: demo test lint typecheck pytest bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed  ## Run the example on the in-memory default (Redis if VALERIE_SESSION_STORE=redis).
+	$(BIN)/python examples/session_store_usage.py
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy
+
+pytest: $(BIN)/.installed
+	$(BIN)/pytest
+
+test: lint typecheck pytest  ## Ruff, mypy --strict and the whole pytest suite (starts its own redis-server).
+
+$(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[redis,fast]' -r benchmarks/requirements.txt
+	touch $@
+
+bench: $(BENCH_VENV)/.installed  ## Throughput against raw redis-py, Litestar and aiocache.
+	$(BENCH_VENV)/bin/python benchmarks/bench_session_store.py
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Valerie: infrastructure for chatbots that keep state between turns."""

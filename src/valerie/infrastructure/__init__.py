@@ -1,0 +1,43 @@
+"""Infrastructure for chatbots: the session store that keeps state between turns."""
+
+from .session_store import (
+    TTL,
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    CorruptedSessionError,
+    EncodedSessionStore,
+    InMemorySessionStore,
+    InvalidSessionIdError,
+    InvalidTTLError,
+    MissingDependencyError,
+    RedisSessionStore,
+    SerializationError,
+    SessionState,
+    SessionStore,
+    SessionStoreError,
+    SessionStoreSettings,
+    get_default_ttl,
+    get_session_store,
+)
+
+__all__ = [
+    "TTL",
+    "BackendError",
+    "BackendUnavailableError",
+    "ConfigurationError",
+    "CorruptedSessionError",
+    "EncodedSessionStore",
+    "InMemorySessionStore",
+    "InvalidSessionIdError",
+    "InvalidTTLError",
+    "MissingDependencyError",
+    "RedisSessionStore",
+    "SerializationError",
+    "SessionState",
+    "SessionStore",
+    "SessionStoreError",
+    "SessionStoreSettings",
+    "get_default_ttl",
+    "get_session_store",
+]

@@ -1,0 +1,215 @@
+"""States to bytes and back: the one place where JSON rules are checked.
+
+A state is stored as compact UTF-8 JSON. Validation is ours, not the encoder's, so that the
+standard library's `json` and the optional `orjson` accept exactly the same states: encoders
+differ (orjson writes NaN as null and serializes UUIDs; json turns int keys into strings), the
+rules below do not.
+
+Rules: a state is a `dict` with `str` keys whose values are `str`, `int` in the 64-bit range,
+finite `float`, `bool`, `None`, `list`/`tuple` or `dict` with `str` keys, nested at most
+`MAX_DEPTH` levels. Subclasses of these types are accepted and stored as their base type.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .errors import CorruptedSessionError, SerializationError
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - exercised by the no-extras test
+    orjson = None  # type: ignore[assignment]
+
+SessionState = dict[str, Any]
+"""A session's state: a JSON object as a Python `dict`."""
+
+MAX_DEPTH = 200
+"""Deepest nesting of containers in a state, the top-level dict being level 1."""
+
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1  # what 64-bit JSON readers, orjson among them, parse without loss
+
+_HINTS: dict[str, str] = {
+    "datetime": "store value.isoformat() instead",
+    "date": "store value.isoformat() instead",
+    "time": "store value.isoformat() instead",
+    "UUID": "store str(value) instead",
+    "Decimal": "store str(value) or float(value) instead",
+    "set": "store a list instead, e.g. sorted(value)",
+    "frozenset": "store a list instead, e.g. sorted(value)",
+    "bytes": "store text instead, e.g. base64.b64encode(value).decode()",
+}
+
+
+class _Invalid(Exception):
+    """Raised inside the walk; carries the keys from the offending value up to the state."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        self.keys: list[str | int] = []
+
+
+def _reject_type(value: object) -> _Invalid:
+    name = type(value).__name__
+    hint = _HINTS.get(name, "convert it to str, int, float, bool, None, list or dict")
+    return _Invalid(f"is a {name}, which JSON cannot represent; {hint}")
+
+
+def _check_scalar(value: object, check_strings: bool) -> None:
+    """Check a value that is not a container."""
+    if isinstance(value, str):
+        if check_strings:
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _Invalid(
+                    "is a string with a lone surrogate, which is not valid Unicode; "
+                    "decode text from bytes with errors='strict' or 'replace'"
+                ) from None
+    elif isinstance(value, bool) or value is None:
+        pass
+    elif isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise _Invalid(
+                "is an integer outside the 64-bit range that JSON readers accept; "
+                "store it as a string"
+            )
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Invalid(
+                f"is {value}, which JSON cannot represent; store None or a string instead"
+            )
+    else:
+        raise _reject_type(value)
+
+
+def _check(value: object, depth: int, check_strings: bool) -> None:
+    """Raise `_Invalid` unless `value` follows the rules in the module docstring."""
+    if isinstance(value, dict):
+        if depth > MAX_DEPTH:
+            raise _Invalid(f"is nested more than {MAX_DEPTH} levels deep; flatten the state")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _Invalid(
+                    f"has the key {key!r} of type {type(key).__name__}; JSON object keys "
+                    f"must be str, e.g. str({key!r})"
+                )
+            # The common leaves are decided inline: this loop is on every save's path.
+            kind = type(item)
+            if (kind is str and not check_strings) or kind is bool or item is None:
+                continue
+            try:
+                _check(item, depth + 1, check_strings)
+            except _Invalid as invalid:
+                invalid.keys.append(key)
+                raise
+    elif isinstance(value, (list, tuple)):
+        if depth > MAX_DEPTH:
+            raise _Invalid(f"is nested more than {MAX_DEPTH} levels deep; flatten the state")
+        for index, item in enumerate(value):
+            kind = type(item)
+            if (kind is str and not check_strings) or kind is bool or item is None:
+                continue
+            try:
+                _check(item, depth + 1, check_strings)
+            except _Invalid as invalid:
+                invalid.keys.append(index)
+                raise
+    else:
+        _check_scalar(value, check_strings)
+
+
+def _validate(state: Mapping[str, Any], check_strings: bool) -> None:
+    try:
+        _check(state, 1, check_strings)
+    except _Invalid as invalid:
+        path = "state" + "".join(f"[{key!r}]" for key in reversed(invalid.keys))
+        raise SerializationError(f"{path} {invalid.reason}; nothing was saved", path=path) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _stdlib_dumps(state: Mapping[str, Any]) -> bytes:
+    text = json.dumps(state, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode("utf-8")
+
+
+def _stdlib_loads(data: bytes | str) -> Any:
+    text = data if isinstance(data, str) else data.decode("utf-8")
+    return json.loads(text, parse_constant=_reject_constant)
+
+
+class StateCodec:
+    """Encodes states to compact UTF-8 JSON and decodes them, with one set of rules.
+
+    Args:
+        fast: Use `orjson` when it is installed (the default, `None`), always (`True`: it
+            must be installed) or never (`False`). Output and validation are the same either way.
+    """
+
+    __slots__ = ("_dumps", "_loads", "name")
+
+    def __init__(self, fast: bool | None = None) -> None:
+        if fast is None:
+            fast = orjson is not None
+        if fast and orjson is None:
+            raise ImportError("StateCodec(fast=True) needs orjson: pip install 'valerie[fast]'")
+        self.name = "orjson" if fast else "json"
+        self._dumps: Callable[[Any], bytes] = orjson.dumps if fast else _stdlib_dumps
+        self._loads: Callable[[bytes], Any] = orjson.loads if fast else _stdlib_loads
+
+    def encode(self, state: Mapping[str, Any]) -> bytes:
+        """Return the JSON of `state`.
+
+        Raises:
+            SerializationError: `state` breaks a rule of this module; the message names the
+                path of the offending value and how to fix it.
+        """
+        if not isinstance(state, dict):
+            if not isinstance(state, Mapping):
+                raise SerializationError(
+                    f"state must be a dict, got {type(state).__name__}; nothing was saved"
+                )
+            state = dict(state)
+        _validate(state, check_strings=False)
+        try:
+            return self._dumps(state)
+        except (TypeError, ValueError):
+            # Valid states the fast encoder cannot take (tuple subclasses, huge unsigned
+            # ints) go to the standard library; invalid strings fail there too.
+            pass
+        try:
+            return _stdlib_dumps(state)
+        except (TypeError, ValueError) as error:
+            _validate(state, check_strings=True)
+            raise SerializationError(f"state cannot be encoded as JSON: {error}") from None
+
+    def decode(self, data: bytes) -> SessionState:
+        """Return the state stored as `data`.
+
+        Raises:
+            CorruptedSessionError: `data` is not the UTF-8 JSON of an object.
+        """
+        try:
+            state = self._loads(data)
+        except (ValueError, TypeError) as error:
+            raise CorruptedSessionError(
+                f"a stored session is not valid JSON ({error}); it was left in place: "
+                "inspect it, or delete the session to start over"
+            ) from None
+        if type(state) is not dict:
+            raise CorruptedSessionError(
+                f"a stored session holds a JSON {type(state).__name__}, not an object; "
+                "it was left in place: inspect it, or delete the session to start over"
+            )
+        return state
+
+
+DEFAULT_CODEC = StateCodec()
+"""The codec every built-in store uses: orjson when installed, else the standard library."""

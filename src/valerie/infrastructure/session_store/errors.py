@@ -1,0 +1,53 @@
+"""The typed errors every session store raises.
+
+Each error subclasses `SessionStoreError` (catch everything the store raises) and the builtin a
+Python user would reach for (`ValueError`, `TypeError`, `ConnectionError`), so existing handlers
+keep working. Messages name the problem and the fix; none contains a password, a URL's secret
+part or a stored value.
+"""
+
+from __future__ import annotations
+
+
+class SessionStoreError(Exception):
+    """Base class of every error raised by a session store."""
+
+
+class ConfigurationError(SessionStoreError, ValueError):
+    """A setting (environment variable or constructor argument) has a value that is not allowed."""
+
+
+class InvalidSessionIdError(SessionStoreError, ValueError):
+    """A session id is not a non-empty `str` of at most 512 UTF-8 bytes without control chars."""
+
+
+class InvalidTTLError(SessionStoreError, ValueError):
+    """A TTL is not a positive whole number of seconds (`int` or `timedelta`)."""
+
+
+class SerializationError(SessionStoreError, TypeError):
+    """A state cannot be stored as JSON; nothing was written.
+
+    Attributes:
+        path: Where the offending value sits, e.g. ``state['context']['when']``.
+    """
+
+    def __init__(self, message: str, path: str = "state") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class CorruptedSessionError(SessionStoreError, ValueError):
+    """A stored value is not the JSON of an object; it is left in place for inspection."""
+
+
+class BackendError(SessionStoreError):
+    """The backend refused a command (for example: out of memory, missing permission)."""
+
+
+class BackendUnavailableError(BackendError, ConnectionError):
+    """The backend could not be reached, or did not answer within the configured timeouts."""
+
+
+class MissingDependencyError(SessionStoreError, ImportError):
+    """An optional dependency that this backend needs is not installed."""

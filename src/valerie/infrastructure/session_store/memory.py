@@ -1,0 +1,150 @@
+"""Sessions in this process's memory: for development, tests and single-process bots."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from heapq import heappop, heappush
+
+from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
+from .errors import ConfigurationError
+from .validation import TTL
+
+_SWEEP_BUDGET = 8
+"""Expired sessions released per call at most, so no single call pays for a large backlog."""
+
+_Entry = tuple[bytes, float]  # (the state's JSON, the clock reading at which it expires)
+
+
+class InMemorySessionStore(EncodedSessionStore):
+    """Sessions kept as JSON bytes in a dict, so a loaded state is always a fresh copy.
+
+    Behaves like `RedisSessionStore` in every respect the contract covers, but lives and dies
+    with the process. Safe for any number of tasks on one event loop: no method awaits while
+    it changes the store, so each call is atomic.
+
+    Expiry is exact: `load` and `exists` never see an expired session. Memory is released
+    without any call from you: every call frees up to a few sessions whose deadline has
+    passed, found through per-second buckets, so no call costs more than O(1) amortized
+    however many sessions are stored.
+
+    Args:
+        default_ttl: The TTL used when `save` is called without one.
+        max_sessions: When set, saving a new session into a full store evicts the least
+            recently used one (`save` and `load` count as use; `exists` does not).
+        clock: Seconds on a monotonic clock; tests pass a fake one.
+    """
+
+    __slots__ = ("_bucket_heap", "_buckets", "_clock", "_entries", "_recency", "max_sessions")
+
+    def __init__(
+        self,
+        default_ttl: TTL = DEFAULT_TTL_SECONDS,
+        *,
+        max_sessions: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(default_ttl)
+        if max_sessions is not None and (type(max_sessions) is not int or max_sessions < 1):
+            raise ConfigurationError(
+                f"max_sessions must be a positive int or None, got {max_sessions!r}"
+            )
+        self.max_sessions = max_sessions
+        self._clock = clock
+        # An OrderedDict only when evicting: it moves and pops its oldest entry in O(1).
+        self._recency: OrderedDict[str, _Entry] | None = (
+            None if max_sessions is None else OrderedDict()
+        )
+        self._entries: dict[str, _Entry] = {} if self._recency is None else self._recency
+        # Each session sits in the bucket of the whole second in which it expires; the heap
+        # holds the buckets' seconds, so the next ones to empty are found in O(log buckets).
+        self._buckets: dict[int, set[str]] = {}
+        self._bucket_heap: list[int] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(sessions={len(self._entries)}, "
+            f"default_ttl={self.default_ttl}, max_sessions={self.max_sessions})"
+        )
+
+    async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
+        now = self._clock()
+        self._release_expired(now)
+        deadline = now + ttl_seconds
+        old = self._entries.get(session_id)
+        self._entries[session_id] = (data, deadline)
+        if old is None:
+            self._schedule(session_id, deadline)
+            if self.max_sessions is not None and len(self._entries) > self.max_sessions:
+                self._evict_least_recently_used()
+        else:
+            if int(old[1]) != int(deadline):
+                self._unschedule(session_id, old[1])
+                self._schedule(session_id, deadline)
+            if self._recency is not None:
+                self._recency.move_to_end(session_id)
+
+    async def _read(self, session_id: str) -> bytes | None:
+        entry = self._live_entry(session_id)
+        if entry is None:
+            return None
+        if self._recency is not None:
+            self._recency.move_to_end(session_id)
+        return entry[0]
+
+    async def _remove(self, session_id: str) -> None:
+        self._release_expired(self._clock())
+        entry = self._entries.pop(session_id, None)
+        if entry is not None:
+            self._unschedule(session_id, entry[1])
+
+    async def _contains(self, session_id: str) -> bool:
+        return self._live_entry(session_id) is not None
+
+    def _live_entry(self, session_id: str) -> _Entry | None:
+        """Return the session's entry, dropping it instead if it has expired."""
+        now = self._clock()
+        self._release_expired(now)
+        entry = self._entries.get(session_id)
+        if entry is not None and entry[1] <= now:
+            del self._entries[session_id]
+            self._unschedule(session_id, entry[1])
+            return None
+        return entry
+
+    def _schedule(self, session_id: str, deadline: float) -> None:
+        second = int(deadline)
+        bucket = self._buckets.get(second)
+        if bucket is None:
+            bucket = self._buckets[second] = set()
+            heappush(self._bucket_heap, second)
+        bucket.add(session_id)
+
+    def _unschedule(self, session_id: str, deadline: float) -> None:
+        second = int(deadline)
+        bucket = self._buckets[second]
+        bucket.discard(session_id)
+        if not bucket:
+            # Its second stays in the heap and is dropped when it comes up.
+            del self._buckets[second]
+
+    def _release_expired(self, now: float) -> None:
+        """Drop up to `_SWEEP_BUDGET` sessions from buckets whose whole second has passed."""
+        heap = self._bucket_heap
+        budget = _SWEEP_BUDGET
+        while heap and heap[0] + 1 <= now:
+            bucket = self._buckets.get(heap[0])
+            while bucket and budget:
+                del self._entries[bucket.pop()]
+                budget -= 1
+            if bucket:
+                return
+            self._buckets.pop(heappop(heap), None)
+            if not budget:
+                return
+
+    def _evict_least_recently_used(self) -> None:
+        assert self._recency is not None
+        session_id, (_, deadline) = self._recency.popitem(last=False)
+        self._unschedule(session_id, deadline)
