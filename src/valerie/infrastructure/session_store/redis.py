@@ -48,13 +48,15 @@ class RedisSessionStore(EncodedSessionStore):
         default_ttl: The TTL used when `save` is called without one.
         timeout: Seconds a connection attempt or a command may take.
         retries: Further attempts after a connection error or timeout.
+        max_connections: Connections this store opens at most; a call that finds them all
+            busy waits up to `timeout` for one.
 
     Raises:
         MissingDependencyError: redis-py is not installed.
         ConfigurationError: An argument is not allowed; the message says which and why.
     """
 
-    __slots__ = ("_client", "prefix", "redis_url", "retries", "timeout")
+    __slots__ = ("_client", "max_connections", "prefix", "redis_url", "retries", "timeout")
 
     def __init__(
         self,
@@ -64,6 +66,7 @@ class RedisSessionStore(EncodedSessionStore):
         default_ttl: TTL = DEFAULT_TTL_SECONDS,
         timeout: float = 1.0,
         retries: int = 2,
+        max_connections: int = 64,
     ) -> None:
         _require_redis()
         super().__init__(default_ttl)
@@ -79,8 +82,13 @@ class RedisSessionStore(EncodedSessionStore):
             )
         if type(retries) is not int or retries < 0:
             raise ConfigurationError(f"retries must be an int >= 0, got {retries!r}")
+        if type(max_connections) is not int or max_connections < 1:
+            raise ConfigurationError(
+                f"max_connections must be an int >= 1, got {max_connections!r}"
+            )
         self.timeout = float(timeout)
         self.retries = retries
+        self.max_connections = max_connections
         self._client: Redis | None = None
 
     def __repr__(self) -> str:
@@ -111,16 +119,19 @@ class RedisSessionStore(EncodedSessionStore):
     def _connection(self) -> Redis:
         client = self._client
         if client is None:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import ExponentialWithJitterBackoff
 
-            client = self._client = Redis.from_url(
+            pool = BlockingConnectionPool.from_url(
                 self.redis_url,
+                max_connections=self.max_connections,
+                timeout=self.timeout,
                 socket_timeout=self.timeout,
                 socket_connect_timeout=self.timeout,
                 retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), self.retries),
             )
+            client = self._client = Redis.from_pool(pool)
         return client
 
     async def _execute(self, *command: Any) -> Any:

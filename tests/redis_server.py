@@ -1,0 +1,149 @@
+"""Private `redis-server` processes on free loopback ports, for tests and benchmarks.
+
+Never port 6379: the suite must not touch a server someone else uses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+INSTALL_HINT = (
+    "redis-server is not on PATH, and the tests need a real one (they start their own on free "
+    "ports). Install it: `apt-get install redis-server` (Debian/Ubuntu), `brew install redis` "
+    "(macOS), or `dnf install redis` (Fedora), then run the tests again."
+)
+
+
+class RedisServerMissing(RuntimeError):
+    """`redis-server` is not installed."""
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """One `redis-server` on 127.0.0.1 that can be stopped, killed, frozen and restarted.
+
+    It keeps nothing on disk, so a restart comes back empty, as after a crash without
+    persistence.
+    """
+
+    def __init__(self, port: int | None = None, *extra_args: str) -> None:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise RedisServerMissing(INSTALL_HINT)
+        self.executable = executable
+        self.port = port or free_port()
+        self.extra_args = extra_args
+        self.directory = Path(tempfile.mkdtemp(prefix="valerie-redis-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The `redis://` URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and wait until it answers PING."""
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.directory),
+                "--logfile", str(self.directory / "redis.log"),
+                *self.extra_args,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = (self.directory / "redis.log").read_text(errors="replace")
+                raise RuntimeError(f"redis-server on port {self.port} exited:\n{log[-2000:]}")
+            if self.ping():
+                return
+            time.sleep(0.02)
+        raise RuntimeError(f"redis-server on port {self.port} did not answer PING within 10 s")
+
+    def ping(self) -> bool:
+        """Return whether the server answers PING right now."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as connection:
+                connection.sendall(b"PING\r\n")
+                return connection.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def command(self, *args: str) -> bytes:
+        """Send one command with redis-cli and return its raw output (for test assertions)."""
+        return subprocess.run(
+            ["redis-cli", "-p", str(self.port), "--no-raw", *args],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        ).stdout
+
+    def stop(self) -> None:
+        """Stop the server gracefully (SIGTERM) and wait for it to exit."""
+        self._signal_and_wait(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would."""
+        self._signal_and_wait(signal.SIGKILL)
+
+    def freeze(self) -> None:
+        """Stop the process (SIGSTOP): connections stay open but nothing answers."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """Resume a frozen server (SIGCONT)."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    def restart(self) -> None:
+        """Kill the server and start a new, empty one on the same port."""
+        self.kill()
+        self.start()
+
+    def _signal_and_wait(self, sig: signal.Signals) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        os.kill(process.pid, signal.SIGCONT)
+        process.send_signal(sig)
+        process.wait(timeout=10)
+
+    def close(self) -> None:
+        """Kill the server and remove its directory."""
+        self.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
