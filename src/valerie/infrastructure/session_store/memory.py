@@ -73,7 +73,8 @@ class InMemorySessionStore(EncodedSessionStore):
         self._release_expired(now)
         deadline = now + ttl_seconds
         old = self._entries.get(session_id)
-        self._entries[session_id] = (data, deadline)
+        # Copied to an exact-size object: orjson's bytes keep up to twice their length spare.
+        self._entries[session_id] = (bytes(memoryview(data)), deadline)
         if old is None:
             self._schedule(session_id, deadline)
             if self.max_sessions is not None and len(self._entries) > self.max_sessions:

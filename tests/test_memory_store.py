@@ -1,0 +1,185 @@
+"""What only the in-memory store has: exact expiry on a fake clock, memory release, LRU."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import pytest
+
+from valerie.infrastructure import ConfigurationError, InMemorySessionStore
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(clock: FakeClock) -> InMemorySessionStore:
+    return InMemorySessionStore(clock=clock)
+
+
+async def test_expiry_is_exact_to_the_clock(store: InMemorySessionStore, clock: FakeClock) -> None:
+    """A session is there just before its deadline and gone at it."""
+    await store.save("s1", {"n": 1}, ttl=10)
+    clock.advance(9.999)
+    assert await store.exists("s1")
+    assert await store.load("s1") == {"n": 1}
+    clock.advance(0.001)
+    assert not await store.exists("s1")
+    assert await store.load("s1") is None
+
+
+async def test_expired_sessions_are_released_without_being_read(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """Sessions nobody reads again are dropped by later calls on other sessions."""
+    for n in range(100):
+        await store.save(f"old-{n}", {"n": n}, ttl=5)
+    clock.advance(7)
+    for n in range(20):
+        await store.save(f"new-{n}", {"n": n}, ttl=60)
+    assert len(store._entries) == 20
+    assert set(store._entries) == {f"new-{n}" for n in range(20)}
+
+
+async def test_each_call_releases_a_bounded_number_of_sessions(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """A backlog of expired sessions is paid for a few at a time, not by one call."""
+    for n in range(1000):
+        await store.save(f"old-{n}", {}, ttl=1)
+    clock.advance(5)
+    await store.save("new", {})
+    assert 1000 - len(store._entries) <= 8
+
+
+async def test_resaving_moves_a_session_to_its_new_deadline(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """A session saved again with a longer TTL is not released at its old deadline."""
+    await store.save("s1", {"v": 1}, ttl=5)
+    clock.advance(4)
+    await store.save("s1", {"v": 2}, ttl=60)
+    clock.advance(10)
+    await store.save("other", {})
+    assert await store.load("s1") == {"v": 2}
+
+
+async def test_shortening_a_ttl_takes_effect(store: InMemorySessionStore, clock: FakeClock) -> None:
+    """Saving again with a shorter TTL makes the session expire sooner."""
+    await store.save("s1", {}, ttl=3600)
+    await store.save("s1", {}, ttl=2)
+    clock.advance(3)
+    assert await store.load("s1") is None
+    await store.save("other", {})
+    assert "s1" not in store._entries
+
+
+async def test_deleted_sessions_leave_no_bookkeeping(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """Delete removes a session from the expiry buckets too, so nothing accumulates."""
+    for n in range(50):
+        await store.save(f"s{n}", {}, ttl=30)
+        await store.delete(f"s{n}")
+    assert store._entries == {}
+    assert store._buckets == {}
+
+
+async def test_memory_is_bounded_by_live_sessions_under_churn(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """Years of traffic with short TTLs keep only the live sessions and their buckets."""
+    for step in range(5000):
+        await store.save(f"user-{step}", {"step": step}, ttl=10)
+        clock.advance(0.5)
+    # 20 live sessions, plus those of the one-second bucket that is not over yet.
+    assert len(store._entries) <= 20 + 2
+    assert len(store._buckets) <= 11
+    assert len(store._bucket_heap) <= 12
+
+
+async def test_lru_evicts_the_least_recently_used_session(clock: FakeClock) -> None:
+    """With max_sessions, a new session evicts the one used least recently (load counts)."""
+    store = InMemorySessionStore(max_sessions=3, clock=clock)
+    for name in ("a", "b", "c"):
+        await store.save(name, {"name": name})
+    assert await store.load("a") == {"name": "a"}
+    await store.save("d", {"name": "d"})
+    assert await store.load("b") is None
+    assert {name for name in "acd" if await store.exists(name)} == {"a", "c", "d"}
+
+
+async def test_lru_does_not_count_exists_as_use(clock: FakeClock) -> None:
+    """exists() peeks: it does not protect a session from eviction."""
+    store = InMemorySessionStore(max_sessions=2, clock=clock)
+    await store.save("a", {})
+    await store.save("b", {})
+    assert await store.exists("a")
+    await store.save("c", {})
+    assert not await store.exists("a")
+    assert await store.exists("b")
+
+
+async def test_lru_resaving_does_not_evict(clock: FakeClock) -> None:
+    """Replacing a session in a full store evicts nothing."""
+    store = InMemorySessionStore(max_sessions=2, clock=clock)
+    await store.save("a", {"v": 1})
+    await store.save("b", {})
+    await store.save("a", {"v": 2})
+    assert await store.load("a") == {"v": 2}
+    assert await store.exists("b")
+    assert store._buckets.keys() and sum(map(len, store._buckets.values())) == 2
+
+
+@pytest.mark.parametrize("max_sessions", [0, -1, 1.5, "10", True])
+def test_invalid_max_sessions_is_a_configuration_error(max_sessions: object) -> None:
+    """max_sessions must be a positive int or None."""
+    with pytest.raises(ConfigurationError, match="max_sessions"):
+        InMemorySessionStore(max_sessions=max_sessions)  # type: ignore[arg-type]
+
+
+async def test_the_store_keeps_bytes_not_the_callers_objects(store: InMemorySessionStore) -> None:
+    """What is stored is the JSON, so memory per session tracks the JSON's size."""
+    state = {"history": ["x" * 2000]}
+    await store.save("s1", state)
+    data, _ = store._entries["s1"]
+    assert isinstance(data, bytes)
+    assert len(data) < 2100
+
+
+async def test_memory_per_session_is_close_to_the_json_size() -> None:
+    """Storing 2,000 sessions of 2 KB, ids included, costs at most 1.15x their JSON."""
+    store = InMemorySessionStore()
+    state = {"history": [{"role": "user", "content": "y" * 190} for _ in range(10)]}
+    size = len(json.dumps(state, separators=(",", ":")))
+    ids = [f"user-{n:06d}" for n in range(2000)]
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for session_id in ids:
+        await store.save(session_id, state)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert (after - before) / len(ids) <= 1.15 * size
+
+
+def test_repr_shows_size_and_settings() -> None:
+    """The repr says how many sessions and which settings, nothing else."""
+    assert repr(InMemorySessionStore(default_ttl=60, max_sessions=5)) == (
+        "InMemorySessionStore(sessions=0, default_ttl=60, max_sessions=5)"
+    )

@@ -1,0 +1,152 @@
+"""What only the Redis store has: its key layout, raw JSON values, server-side TTLs, its repr."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+
+from tests.redis_server import RedisServer
+from valerie.infrastructure import (
+    ConfigurationError,
+    CorruptedSessionError,
+    MissingDependencyError,
+    RedisSessionStore,
+)
+
+STATE = {"user_id": "user-123", "step": 1, "text": "Olá 💬"}
+
+
+async def test_a_session_is_one_string_key_prefix_plus_id(redis_server: RedisServer) -> None:
+    """The key is exactly prefix + session_id, and it is a Redis string."""
+    async with RedisSessionStore(redis_server.url, prefix="chatbot:session:") as store:
+        await store.save("user-123-session", STATE, ttl=3600)
+        assert redis_server.command("TYPE", "chatbot:session:user-123-session") == b"string\n"
+        await store.delete("user-123-session")
+
+
+async def test_the_value_is_compact_utf8_json_any_client_can_parse(
+    redis_server: RedisServer,
+) -> None:
+    """Another service can GET the key and parse it as JSON."""
+    async with RedisSessionStore(redis_server.url, prefix="raw-json:") as store:
+        await store.save("s1", STATE)
+        client = store._connection()
+        raw = await client.get("raw-json:s1")
+        assert raw == json.dumps(STATE, separators=(",", ":"), ensure_ascii=False).encode()
+        assert json.loads(raw) == STATE
+        await store.delete("s1")
+
+
+@pytest.mark.parametrize("ttl", [5, 3600, timedelta(days=1, seconds=7)])
+async def test_server_side_ttl_matches_the_requested_one(
+    redis_store: RedisSessionStore, ttl: int | timedelta
+) -> None:
+    """Redis holds the expiry natively, within one second of what was asked."""
+    seconds = ttl if isinstance(ttl, int) else int(ttl.total_seconds())
+    await redis_store.save("s1", STATE, ttl=ttl)
+    remaining = await redis_store._connection().ttl(redis_store.prefix + "s1")
+    assert seconds - 1 <= remaining <= seconds
+
+
+async def test_default_ttl_is_set_on_the_server(redis_server: RedisServer) -> None:
+    """A save without a TTL writes the store's default TTL."""
+    async with RedisSessionStore(redis_server.url, prefix="dflt:", default_ttl=120) as store:
+        await store.save("s1", STATE)
+        remaining = await store._connection().ttl("dflt:s1")
+        assert 119 <= remaining <= 120
+
+
+async def test_stores_with_different_prefixes_never_meet(redis_server: RedisServer) -> None:
+    """The same id under two prefixes is two sessions."""
+    async with (
+        RedisSessionStore(redis_server.url, prefix="app:") as app,
+        RedisSessionStore(redis_server.url, prefix="apple:") as apple,
+    ):
+        await app.save("s1", {"owner": "app"})
+        await apple.save("s1", {"owner": "apple"})
+        await app.delete("s1")
+        assert await apple.load("s1") == {"owner": "apple"}
+
+
+async def test_a_key_of_another_type_is_reported_as_corrupted(
+    redis_store: RedisSessionStore,
+) -> None:
+    """A hash where a session should be raises CorruptedSessionError and is left alone."""
+    client = redis_store._connection()
+    await client.hset(redis_store.prefix + "s1", "field", "value")
+    with pytest.raises(CorruptedSessionError, match="Redis type"):
+        await redis_store.load("s1")
+    assert await client.type(redis_store.prefix + "s1") == b"hash"
+
+
+async def test_two_stores_on_one_server_share_sessions(redis_server: RedisServer) -> None:
+    """What one process saves, another process's store loads: the point of Redis."""
+    async with (
+        RedisSessionStore(redis_server.url, prefix="shared:") as first,
+        RedisSessionStore(redis_server.url, prefix="shared:") as second,
+    ):
+        await first.save("s1", STATE)
+        assert await second.load("s1") == STATE
+        await second.delete("s1")
+        assert not await first.exists("s1")
+
+
+def test_url_and_prefix_are_readable_and_repr_masks_the_password() -> None:
+    """redis_url and prefix are attributes; the password never shows in repr."""
+    store = RedisSessionStore("redis://app:s3cr3t@cache.internal:6380/2", prefix="bot:")
+    assert store.redis_url == "redis://app:s3cr3t@cache.internal:6380/2"
+    assert store.prefix == "bot:"
+    assert "s3cr3t" not in repr(store)
+    assert repr(store) == (
+        "RedisSessionStore(redis_url='redis://app:***@cache.internal:6380/2', prefix='bot:', "
+        "default_ttl=3600)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"redis_url": "http://localhost"}, "scheme"),
+        ({"redis_url": "redis://:pw@host:notaport"}, "valid URL"),
+        ({"redis_url": "redis:///0"}, "no host"),
+        ({"redis_url": "redis://host/db1"}, "database"),
+        ({"prefix": ""}, "prefix"),
+        ({"prefix": "bad\nprefix"}, "prefix"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": float("inf")}, "timeout"),
+        ({"retries": -1}, "retries"),
+        ({"max_connections": 0}, "max_connections"),
+        ({"default_ttl": 0}, "default_ttl"),
+    ],
+)
+def test_bad_constructor_arguments_raise_clear_errors(
+    kwargs: dict[str, object], match: str
+) -> None:
+    """Each bad argument raises a ValueError subclass naming it."""
+    with pytest.raises(ValueError, match=match) as caught:
+        RedisSessionStore(**kwargs)  # type: ignore[arg-type]
+    assert "pw" not in str(caught.value)
+    if match != "default_ttl":
+        assert isinstance(caught.value, ConfigurationError)
+
+
+def test_without_redis_py_the_package_imports_and_the_store_says_how_to_install() -> None:
+    """redis-py is optional: the import works, and the Redis store names the extra to install."""
+    script = """
+import sys
+sys.modules["redis"] = None  # as if redis-py were not installed
+import valerie.infrastructure as infra
+try:
+    infra.RedisSessionStore()
+except infra.MissingDependencyError as error:
+    print(error)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "pip install 'valerie[redis]'" in result.stdout
+    assert issubclass(MissingDependencyError, ImportError)
