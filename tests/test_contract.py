@@ -188,7 +188,9 @@ async def test_saving_again_renews_the_ttl(store: EncodedSessionStore) -> None:
 
 
 @pytest.mark.parametrize("session_id", GOOD_IDS)
-async def test_unusual_but_valid_ids_round_trip(store: EncodedSessionStore, session_id: str) -> None:
+async def test_unusual_but_valid_ids_round_trip(
+    store: EncodedSessionStore, session_id: str
+) -> None:
     """Spaces, glob characters, non-ASCII text and 512-byte ids are valid ids."""
     await store.save(session_id, {"id": session_id})
     assert await store.exists(session_id)
@@ -198,7 +200,9 @@ async def test_unusual_but_valid_ids_round_trip(store: EncodedSessionStore, sess
 
 
 @pytest.mark.parametrize("session_id", BAD_IDS, ids=repr)
-async def test_invalid_ids_raise_on_every_method(store: EncodedSessionStore, session_id: Any) -> None:
+async def test_invalid_ids_raise_on_every_method(
+    store: EncodedSessionStore, session_id: Any
+) -> None:
     """Every method refuses an invalid id with InvalidSessionIdError (a ValueError)."""
     with pytest.raises(InvalidSessionIdError):
         await store.save(session_id, STATE)
@@ -220,7 +224,9 @@ async def test_invalid_id_messages_do_not_repeat_the_id(store: EncodedSessionSto
 
 
 @pytest.mark.parametrize("ttl", BAD_TTLS, ids=repr)
-async def test_invalid_ttls_raise_and_keep_the_session(store: EncodedSessionStore, ttl: Any) -> None:
+async def test_invalid_ttls_raise_and_keep_the_session(
+    store: EncodedSessionStore, ttl: Any
+) -> None:
     """A bad TTL raises InvalidTTLError and the session saved before is untouched."""
     await store.save("s1", STATE)
     with pytest.raises(InvalidTTLError):

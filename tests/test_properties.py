@@ -1,0 +1,222 @@
+"""Property tests: any valid state round-trips on every backend, any bad input is refused
+the same way and loses nothing, and both JSON codecs agree on everything."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+import json
+import math
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from valerie.infrastructure import (
+    EncodedSessionStore,
+    InvalidSessionIdError,
+    InvalidTTLError,
+    SerializationError,
+)
+from valerie.infrastructure.session_store import StateCodec
+
+# Function-scoped store fixtures are fine here: every example uses fresh ids.
+store_settings = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+json_values = st.recursive(
+    scalars,
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=10), children, max_size=5)
+    ),
+    max_leaves=30,
+)
+states = st.dictionaries(st.text(max_size=10), json_values, max_size=8)
+
+valid_ids = st.text(st.characters(blacklist_categories=["Cc", "Cs"]), min_size=1, max_size=128)
+control_chars = st.characters(whitelist_categories=["Cc"])
+invalid_ids = (
+    st.builds(lambda a, c, b: a + c + b, st.text(max_size=5), control_chars, st.text(max_size=5))
+    | st.just("")
+    | st.text(st.characters(blacklist_categories=["Cc", "Cs"]), min_size=513, max_size=600)
+    | st.integers()
+    | st.none()
+    | st.binary(min_size=1)
+)
+
+
+class Color(enum.Enum):
+    RED = "red"
+
+
+unstorable_leaves = st.sampled_from(
+    [
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        2**64,
+        -(2**63) - 1,
+        {1, 2},
+        frozenset(),
+        b"bytes",
+        datetime.date(2026, 1, 1),
+        uuid.UUID(int=7),
+        Color.RED,
+        object(),
+        {1: "int key"},
+        {("tuple",): "key"},
+        "lone \ud800 surrogate",
+    ]
+)
+
+
+def as_json(value: Any) -> Any:
+    """What a JSON round trip makes of a valid value: tuples become lists."""
+    return json.loads(json.dumps(value))
+
+
+@store_settings
+@given(state=states)
+async def test_any_valid_state_round_trips(
+    store: EncodedSessionStore, state: dict[str, Any]
+) -> None:
+    """save then load gives exactly what the JSON round trip gives, on every backend."""
+    await store.save("prop", state)
+    assert await store.load("prop") == as_json(state)
+
+
+@store_settings
+@given(first=valid_ids, second=valid_ids)
+async def test_distinct_valid_ids_are_distinct_sessions(
+    store: EncodedSessionStore, first: str, second: str
+) -> None:
+    """Any two different valid ids never share a key."""
+    await store.save(first, {"id": first})
+    await store.save(second, {"id": second})
+    assert await store.load(second) == {"id": second}
+    assert await store.load(first) == ({"id": second} if first == second else {"id": first})
+    await store.delete(first)
+    await store.delete(second)
+
+
+@store_settings
+@given(session_id=invalid_ids)
+async def test_any_invalid_id_is_refused_and_nothing_changes(
+    store: EncodedSessionStore, session_id: Any
+) -> None:
+    """Invalid ids raise InvalidSessionIdError from every method; other sessions are intact."""
+    await store.save("keep", {"v": 1})
+    for call in (
+        store.save(session_id, {"v": 2}),
+        store.load(session_id),
+        store.exists(session_id),
+        store.delete(session_id),
+    ):
+        with pytest.raises(InvalidSessionIdError):
+            await call
+    assert await store.load("keep") == {"v": 1}
+
+
+@store_settings
+@given(
+    ttl=st.integers(max_value=0)
+    | st.floats()
+    | st.booleans()
+    | st.text()
+    | st.timedeltas(max_value=datetime.timedelta(0))
+    | st.timedeltas(min_value=datetime.timedelta(seconds=1)).filter(lambda t: t.microseconds != 0)
+)
+async def test_any_invalid_ttl_is_refused_and_nothing_changes(
+    store: EncodedSessionStore, ttl: Any
+) -> None:
+    """Bad TTLs raise InvalidTTLError; the previous state stays."""
+    await store.save("keep", {"v": 1})
+    with pytest.raises(InvalidTTLError):
+        await store.save("keep", {"v": 2}, ttl=ttl)
+    assert await store.load("keep") == {"v": 1}
+
+
+@st.composite
+def state_with_one_bad_leaf(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
+    """A valid state with one unstorable value planted at a known path."""
+    state = draw(states)
+    keys = draw(st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=4))
+    container: dict[str, Any] = state
+    path = "state"
+    for key in keys[:-1]:
+        child = container.get(key)
+        if not isinstance(child, dict):
+            child = container[key] = {}
+        container, path = child, f"{path}[{key!r}]"
+    container[keys[-1]] = draw(unstorable_leaves)
+    return state, f"{path}[{keys[-1]!r}]"
+
+
+@store_settings
+@given(case=state_with_one_bad_leaf())
+async def test_any_unstorable_value_is_refused_with_its_path_and_nothing_changes(
+    store: EncodedSessionStore, case: tuple[dict[str, Any], str]
+) -> None:
+    """One bad value anywhere: SerializationError naming its path, previous state intact."""
+    state, path = case
+    await store.save("keep", {"v": 1})
+    with pytest.raises(SerializationError) as caught:
+        await store.save("keep", state)
+    assert caught.value.path == path
+    assert await store.load("keep") == {"v": 1}
+
+
+codecs = [StateCodec(fast=False), StateCodec(fast=True)]
+
+
+@settings(max_examples=300)
+@given(state=states)
+def test_both_codecs_encode_the_same_meaning(state: dict[str, Any]) -> None:
+    """json and orjson write equivalent JSON, and each reads what the other wrote."""
+    plain, fast = (codec.encode(state) for codec in codecs)
+    assert json.loads(plain) == json.loads(fast) == as_json(state)
+    for codec in codecs:
+        assert codec.decode(plain) == codec.decode(fast) == as_json(state)
+
+
+maybe_bad_values = st.recursive(
+    scalars | unstorable_leaves | st.floats(),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=5) | st.integers(), children, max_size=4)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300)
+@given(state=st.dictionaries(st.text(max_size=5), maybe_bad_values, max_size=5))
+def test_both_codecs_accept_and_refuse_exactly_the_same_states(state: dict[str, Any]) -> None:
+    """Validation is the codec's, not the encoder's: same verdict and same path from both."""
+    verdicts = []
+    for codec in codecs:
+        try:
+            codec.encode(state)
+            verdicts.append("ok")
+        except SerializationError as error:
+            verdicts.append(error.path)
+    assert verdicts[0] == verdicts[1]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_orjson_would_write_null_for_nan_but_the_codec_refuses(value: float) -> None:
+    """The fast encoder's own leniency never reaches the store."""
+    with pytest.raises(SerializationError, match="JSON cannot represent"):
+        StateCodec(fast=True).encode({"x": value})

@@ -1,0 +1,146 @@
+"""The import paths and the abstract contract that applications and custom backends rely on."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import pytest
+
+import valerie.infrastructure as infrastructure
+import valerie.infrastructure.session_store as session_store
+from valerie.infrastructure import (
+    BackendError,
+    BackendUnavailableError,
+    ConfigurationError,
+    CorruptedSessionError,
+    EncodedSessionStore,
+    InMemorySessionStore,
+    InvalidSessionIdError,
+    InvalidTTLError,
+    MissingDependencyError,
+    RedisSessionStore,
+    SerializationError,
+    SessionState,
+    SessionStore,
+    SessionStoreError,
+    get_default_ttl,
+    get_session_store,
+)
+
+CONTRACT = [
+    "SessionStore",
+    "InMemorySessionStore",
+    "RedisSessionStore",
+    "get_session_store",
+    "get_default_ttl",
+]
+
+
+@pytest.mark.parametrize("name", CONTRACT)
+def test_contract_names_import_from_both_paths(name: str) -> None:
+    """valerie.infrastructure and valerie.infrastructure.session_store export the same objects."""
+    assert getattr(infrastructure, name) is getattr(session_store, name)
+    assert name in infrastructure.__all__
+    assert name in session_store.__all__
+
+
+def test_session_store_is_abstract_over_exactly_the_four_methods() -> None:
+    """SessionStore cannot be instantiated; save, load, delete, exists are abstract."""
+    assert SessionStore.__abstractmethods__ == {"save", "load", "delete", "exists"}
+    with pytest.raises(TypeError):
+        SessionStore()  # type: ignore[abstract]
+    for name in ("save", "load", "delete", "exists", "close"):
+        assert inspect.iscoroutinefunction(getattr(SessionStore, name))
+
+
+async def test_a_user_backend_subclassing_session_store_works() -> None:
+    """A backend written from scratch against SessionStore is a full store."""
+
+    class DictStore(SessionStore):
+        def __init__(self) -> None:
+            self.data: dict[str, dict[str, Any]] = {}
+
+        async def save(self, session_id: str, state: Any, ttl: Any = None) -> None:
+            self.data[session_id] = dict(state)
+
+        async def load(self, session_id: str) -> SessionState | None:
+            return self.data.get(session_id)
+
+        async def delete(self, session_id: str) -> None:
+            self.data.pop(session_id, None)
+
+        async def exists(self, session_id: str) -> bool:
+            return session_id in self.data
+
+    async with DictStore() as store:
+        await store.save("s1", {"n": 1})
+        assert await store.load("s1") == {"n": 1}
+
+
+async def test_a_user_backend_on_encoded_session_store_gets_validation_for_free() -> None:
+    """Implementing the four byte-level methods gives ids, TTLs and states checked as ours."""
+
+    class BytesStore(EncodedSessionStore):
+        def __init__(self) -> None:
+            super().__init__(default_ttl=60)
+            self.data: dict[str, tuple[bytes, int]] = {}
+
+        async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
+            self.data[session_id] = (data, ttl_seconds)
+
+        async def _read(self, session_id: str) -> bytes | None:
+            entry = self.data.get(session_id)
+            return None if entry is None else entry[0]
+
+        async def _remove(self, session_id: str) -> None:
+            self.data.pop(session_id, None)
+
+        async def _contains(self, session_id: str) -> bool:
+            return session_id in self.data
+
+    store = BytesStore()
+    await store.save("s1", {"pair": (1, 2)})
+    assert store.data["s1"] == (b'{"pair":[1,2]}', 60)
+    assert await store.load("s1") == {"pair": [1, 2]}
+    with pytest.raises(SerializationError):
+        await store.save("s1", {"bad": {1}})
+    with pytest.raises(InvalidSessionIdError):
+        await store.load("")
+
+
+@pytest.mark.parametrize(
+    ("error", "builtin"),
+    [
+        (ConfigurationError, ValueError),
+        (InvalidSessionIdError, ValueError),
+        (InvalidTTLError, ValueError),
+        (SerializationError, TypeError),
+        (CorruptedSessionError, ValueError),
+        (BackendUnavailableError, ConnectionError),
+        (BackendUnavailableError, BackendError),
+        (MissingDependencyError, ImportError),
+    ],
+)
+def test_errors_subclass_the_base_and_the_builtin_users_catch(
+    error: type[Exception], builtin: type[Exception]
+) -> None:
+    """Every error is a SessionStoreError and the builtin a Python user would reach for."""
+    assert issubclass(error, SessionStoreError)
+    assert issubclass(error, builtin)
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    """The public API documents itself."""
+    for name in session_store.__all__:
+        value = getattr(session_store, name)
+        if inspect.isclass(value) or inspect.isfunction(value):
+            assert value.__doc__, name
+
+
+def test_public_callables_are_typed() -> None:
+    """get_session_store and get_default_ttl take an optional mapping and return typed values."""
+    assert inspect.signature(get_session_store).parameters["environ"].default is None
+    assert inspect.signature(get_default_ttl).parameters["environ"].default is None
+    assert issubclass(InMemorySessionStore, SessionStore)
+    assert issubclass(RedisSessionStore, SessionStore)
