@@ -23,12 +23,19 @@ try:
     import orjson
 except ImportError:  # pragma: no cover - exercised by the no-extras test
     orjson = None  # type: ignore[assignment]
+    _ORJSON_STRICT = 0
+else:
+    _ORJSON_STRICT = (
+        orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
+    )
 
 SessionState = dict[str, Any]
 """A session's state: a JSON object as a Python `dict`."""
 
-MAX_DEPTH = 200
-"""Deepest nesting of containers in a state, the top-level dict being level 1."""
+MAX_DEPTH = 254
+"""Deepest nesting of containers in a state, the top-level dict being level 1: orjson's limit."""
 
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1  # what 64-bit JSON readers, orjson among them, parse without loss
@@ -131,6 +138,23 @@ def _validate(state: Mapping[str, Any], check_strings: bool) -> None:
         raise SerializationError(f"{path} {invalid.reason}; nothing was saved", path=path) from None
 
 
+def _orjson_if_plainly_valid(state: Mapping[str, Any]) -> bytes | None:
+    """Return orjson's encoding of `state` when it obviously follows the rules, else `None`.
+
+    A shortcut past the walk for the common case. orjson refuses non-str keys, nesting beyond
+    `MAX_DEPTH`, out-of-range ints and (with these options) datetimes, dataclasses and
+    subclasses; what it takes but the rules refuse (NaN and infinities written as null, UUIDs
+    as strings, enums as their values) changes the round trip, so comparing the round trip with
+    the state catches it. Tuples change it too: those states, like every refused one, take the
+    walk, which decides.
+    """
+    try:
+        data: bytes = orjson.dumps(state, option=_ORJSON_STRICT)
+    except orjson.JSONEncodeError:
+        return None
+    return data if orjson.loads(data) == state else None
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -153,7 +177,7 @@ class StateCodec:
             must be installed) or never (`False`). Output and validation are the same either way.
     """
 
-    __slots__ = ("_dumps", "_loads", "name")
+    __slots__ = ("_dumps", "_fast", "_loads", "name")
 
     def __init__(self, fast: bool | None = None) -> None:
         if fast is None:
@@ -161,6 +185,7 @@ class StateCodec:
         if fast and orjson is None:
             raise ImportError("StateCodec(fast=True) needs orjson: pip install 'valerie[fast]'")
         self.name = "orjson" if fast else "json"
+        self._fast = fast
         self._dumps: Callable[[Any], bytes] = orjson.dumps if fast else _stdlib_dumps
         self._loads: Callable[[bytes], Any] = orjson.loads if fast else _stdlib_loads
 
@@ -177,6 +202,10 @@ class StateCodec:
                     f"state must be a dict, got {type(state).__name__}; nothing was saved"
                 )
             state = dict(state)
+        if self._fast:
+            data = _orjson_if_plainly_valid(state)
+            if data is not None:
+                return data
         _validate(state, check_strings=False)
         try:
             return self._dumps(state)

@@ -6,6 +6,7 @@ created, so `import valerie.infrastructure` works without it.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,15 @@ class RedisSessionStore(EncodedSessionStore):
         ConfigurationError: An argument is not allowed; the message says which and why.
     """
 
-    __slots__ = ("_client", "max_connections", "prefix", "redis_url", "retries", "timeout")
+    __slots__ = (
+        "_client",
+        "_slots",
+        "max_connections",
+        "prefix",
+        "redis_url",
+        "retries",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -90,6 +99,7 @@ class RedisSessionStore(EncodedSessionStore):
         self.retries = retries
         self.max_connections = max_connections
         self._client: Redis | None = None
+        self._slots = asyncio.Semaphore(max_connections)
 
     def __repr__(self) -> str:
         return (
@@ -119,14 +129,16 @@ class RedisSessionStore(EncodedSessionStore):
     def _connection(self) -> Redis:
         client = self._client
         if client is None:
-            from redis.asyncio import BlockingConnectionPool, Redis
+            from redis.asyncio import ConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import ExponentialWithJitterBackoff
 
-            pool = BlockingConnectionPool.from_url(
+            # A plain pool: `_slots` already keeps the connections in use at max_connections,
+            # and is cheaper than redis-py's BlockingConnectionPool, which pays for a Condition
+            # and a timer on every command.
+            pool = ConnectionPool.from_url(
                 self.redis_url,
                 max_connections=self.max_connections,
-                timeout=self.timeout,
                 socket_timeout=self.timeout,
                 socket_connect_timeout=self.timeout,
                 retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), self.retries),
@@ -135,14 +147,29 @@ class RedisSessionStore(EncodedSessionStore):
         return client
 
     async def _execute(self, *command: Any) -> Any:
-        """Run one command, turning redis-py's errors into ours."""
+        """Run one command on a free connection, turning redis-py's errors into ours."""
+        client = self._connection()
+        if self._slots.locked():
+            # Every connection is busy: wait for one, but no longer than a command may take.
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.timeout)
+            except asyncio.TimeoutError:
+                raise BackendUnavailableError(
+                    f"all {self.max_connections} connections to Redis at "
+                    f"{mask_url(self.redis_url)} stayed busy for {self.timeout:g}s; raise "
+                    "max_connections, or check why the server is slow"
+                ) from None
+        else:
+            await self._slots.acquire()
         try:
-            return await self._connection().execute_command(*command)  # type: ignore[no-untyped-call]
+            return await client.execute_command(*command)  # type: ignore[no-untyped-call]
         except Exception as error:
             translated = self._translate(error, command[0])
             if translated is error:
                 raise
             raise translated from error
+        finally:
+            self._slots.release()
 
     def _translate(self, error: Exception, command: str) -> Exception:
         from redis.exceptions import ConnectionError, RedisError, ResponseError, TimeoutError
