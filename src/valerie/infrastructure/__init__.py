@@ -1,6 +1,7 @@
 """Infrastructure for chatbots: the session store that keeps state between turns."""
 
 from .session_store import (
+    ABSENT,
     TTL,
     BackendError,
     BackendUnavailableError,
@@ -10,6 +11,8 @@ from .session_store import (
     InMemorySessionStore,
     InvalidSessionIdError,
     InvalidTTLError,
+    Lease,
+    LockNotOwnedError,
     MissingDependencyError,
     RedisSessionStore,
     SerializationError,
@@ -22,6 +25,7 @@ from .session_store import (
 )
 
 __all__ = [
+    "ABSENT",
     "TTL",
     "BackendError",
     "BackendUnavailableError",
@@ -31,13 +35,18 @@ __all__ = [
     "InMemorySessionStore",
     "InvalidSessionIdError",
     "InvalidTTLError",
+    "Lease",
+    "LockNotOwnedError",
     "MissingDependencyError",
     "RedisSessionStore",
     "SerializationError",
+    "SessionLockedError",
     "SessionState",
     "SessionStore",
     "SessionStoreError",
     "SessionStoreSettings",
+    "VersionConflictError",
+    "VersionedState",
     "get_default_ttl",
     "get_session_store",
 ]

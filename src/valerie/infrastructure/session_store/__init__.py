@@ -15,15 +15,21 @@ from .errors import (
     CorruptedSessionError,
     InvalidSessionIdError,
     InvalidTTLError,
+    LockNotOwnedError,
     MissingDependencyError,
     SerializationError,
+    SessionLockedError,
     SessionStoreError,
+    VersionConflictError,
 )
+from .lease import Lease
 from .memory import InMemorySessionStore
 from .redis import RedisSessionStore
 from .validation import TTL
+from .versions import ABSENT, VersionedState
 
 __all__ = [
+    "ABSENT",
     "MAX_DEPTH",
     "TTL",
     "BackendError",
@@ -34,14 +40,19 @@ __all__ = [
     "InMemorySessionStore",
     "InvalidSessionIdError",
     "InvalidTTLError",
+    "Lease",
+    "LockNotOwnedError",
     "MissingDependencyError",
     "RedisSessionStore",
     "SerializationError",
+    "SessionLockedError",
     "SessionState",
     "SessionStore",
     "SessionStoreError",
     "SessionStoreSettings",
     "StateCodec",
+    "VersionConflictError",
+    "VersionedState",
     "get_default_ttl",
     "get_session_store",
 ]

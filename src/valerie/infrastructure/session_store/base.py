@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import random
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import Any, TypeVar
 
 from .codec import DEFAULT_CODEC, SessionState
+from .errors import VersionConflictError
+from .lease import Lease
 from .validation import TTL, check_session_id, ttl_seconds
+from .versions import VersionedState, version_of
 
 DEFAULT_TTL_SECONDS = 3600
+
+Updater = Callable[[SessionState | None], "SessionState | Awaitable[SessionState | None] | None"]
+"""What `update` applies: current state (or None) to new state (None deletes); may be async."""
 
 _Store = TypeVar("_Store", bound="SessionStore")
 
@@ -107,24 +117,212 @@ class EncodedSessionStore(SessionStore):
         """Seconds a session lives when `save` is called without a TTL."""
         return self._default_ttl
 
-    async def save(self, session_id: str, state: Mapping[str, Any], ttl: TTL | None = None) -> None:
-        """Store `state` under `session_id`; see `SessionStore.save`."""
-        check_session_id(session_id)
-        seconds = self._default_ttl if ttl is None else ttl_seconds(ttl)
-        await self._write(session_id, DEFAULT_CODEC.encode(state), seconds)
+    async def save(
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        ttl: TTL | None = None,
+        *,
+        if_version: str | None = None,
+    ) -> None:
+        """Store `state` under `session_id`; see `SessionStore.save`.
 
-    async def load(self, session_id: str) -> SessionState | None:
-        """Return the session's state or `None`; see `SessionStore.load`."""
-        data = await self._read(check_session_id(session_id))
+        Args:
+            session_id: The conversation's id.
+            state: A JSON object as a `dict`.
+            ttl: Seconds or a `timedelta`; `None` means the store's default TTL.
+            if_version: Write only if the session still has this version (from
+                `load_versioned`); `ABSENT` writes only if the session does not exist.
+                Atomic across processes.
+
+        Raises:
+            VersionConflictError: `if_version` was given and the session has changed.
+        """
+        check_session_id(session_id)
+        seconds = self._ttl_or_default(ttl)
+        data = DEFAULT_CODEC.encode(state)
+        if if_version is None:
+            await self._write(session_id, data, seconds)
+        elif not await self._write_if(session_id, data, seconds, _check_version(if_version)):
+            raise _conflict()
+
+    async def load(
+        self, session_id: str, *, refresh_ttl: bool | TTL = False
+    ) -> SessionState | None:
+        """Return the session's state or `None`; see `SessionStore.load`.
+
+        Args:
+            session_id: The conversation's id.
+            refresh_ttl: `True` renews the session's TTL to the default, a TTL renews it to
+                that, in the same atomic step as the read (sliding expiry).
+        """
+        check_session_id(session_id)
+        if refresh_ttl is False:
+            data = await self._read(session_id)
+        else:
+            seconds = self._default_ttl if refresh_ttl is True else ttl_seconds(refresh_ttl)
+            data = await self._read_and_touch(session_id, seconds)
         return None if data is None else DEFAULT_CODEC.decode(data)
 
-    async def delete(self, session_id: str) -> None:
-        """Remove the session if it exists; see `SessionStore.delete`."""
-        await self._remove(check_session_id(session_id))
+    async def delete(self, session_id: str, *, if_version: str | None = None) -> None:
+        """Remove the session if it exists; see `SessionStore.delete`.
+
+        Raises:
+            VersionConflictError: `if_version` was given and the session has changed.
+        """
+        check_session_id(session_id)
+        if if_version is None:
+            await self._remove(session_id)
+        elif not await self._remove_if(session_id, _check_version(if_version)):
+            raise _conflict()
 
     async def exists(self, session_id: str) -> bool:
         """Return whether the session is stored; see `SessionStore.exists`."""
         return await self._contains(check_session_id(session_id))
+
+    async def load_versioned(self, session_id: str) -> VersionedState:
+        """Return the state (or `None`) and its version, for a later `save(if_version=...)`.
+
+        The version is derived from the stored bytes, so the value itself stays plain JSON.
+        """
+        data = await self._read(check_session_id(session_id))
+        state = None if data is None else DEFAULT_CODEC.decode(data)
+        return VersionedState(state, version_of(data))
+
+    async def update(
+        self,
+        session_id: str,
+        fn: Updater,
+        ttl: TTL | None = None,
+        *,
+        attempts: int = 64,
+    ) -> SessionState | None:
+        """Apply `fn` to the session atomically; no concurrent update is ever lost.
+
+        `fn` (sync or async) receives a fresh copy of the current state, or `None` when there is
+        none, and returns the new state, or `None` to delete the session. If another writer
+        changed the session meanwhile, nothing is written and `fn` runs again on the new state
+        (optimistic concurrency, with jittered backoff), so `fn` must not have side effects
+        that cannot be repeated. Atomic across processes and hosts.
+
+        Returns:
+            The new state as stored (what `load` would return), or `None` if deleted.
+
+        Raises:
+            VersionConflictError: `attempts` tries all met a concurrent change.
+            SerializationError: `fn` returned a state JSON cannot hold; nothing was written.
+        """
+        check_session_id(session_id)
+        seconds = self._ttl_or_default(ttl)
+        for attempt in range(attempts):
+            data = await self._read(session_id)
+            version = version_of(data)
+            result = fn(None if data is None else DEFAULT_CODEC.decode(data))
+            new_state = await result if inspect.isawaitable(result) else result
+            if new_state is None:
+                if data is None or await self._remove_if(session_id, version):
+                    return None
+            else:
+                new_data = DEFAULT_CODEC.encode(new_state)
+                if await self._write_if(session_id, new_data, seconds, version):
+                    return DEFAULT_CODEC.decode(new_data)
+            await asyncio.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))
+        raise VersionConflictError(
+            f"update gave up after {attempts} attempts, each meeting a concurrent change; "
+            "raise attempts, or serialize the writers with lock()"
+        )
+
+    async def touch(self, session_id: str, ttl: TTL | None = None) -> bool:
+        """Renew the session's TTL without rewriting it; return whether it exists."""
+        check_session_id(session_id)
+        return await self._touch(session_id, self._ttl_or_default(ttl))
+
+    async def ttl(self, session_id: str) -> int | None:
+        """Return the session's remaining lifetime in whole seconds, or `None` if missing."""
+        return await self._remaining(check_session_id(session_id))
+
+    def lock(self, session_id: str, *, timeout: float = 30.0, wait: float = 10.0) -> Lease:
+        """Return a lease on the session, to hold with `async with store.lock(id):`.
+
+        Exclusive across processes; it expires by itself `timeout` seconds after it was taken
+        (so a crashed holder blocks others for at most that long), and only its holder can
+        release or extend it. The lock guards turns, not data: it does not stop a writer that
+        does not take it.
+
+        Args:
+            session_id: The conversation's id.
+            timeout: Seconds the lease lasts unless released or extended.
+            wait: Seconds to wait for a lease that someone else holds; 0 tries once.
+
+        Raises:
+            SessionLockedError: (on entering) the lease was not free within `wait`.
+        """
+        return Lease(self, check_session_id(session_id), timeout=timeout, wait=wait)
+
+    async def load_many(self, session_ids: Iterable[str]) -> dict[str, SessionState | None]:
+        """Return the states of many sessions (`None` for missing ones) in one round trip."""
+        ids = [check_session_id(session_id) for session_id in session_ids]
+        found = await self._read_many(ids) if ids else []
+        return {
+            session_id: None if data is None else DEFAULT_CODEC.decode(data)
+            for session_id, data in zip(ids, found, strict=True)
+        }
+
+    async def save_many(
+        self, states: Mapping[str, Mapping[str, Any]], ttl: TTL | None = None
+    ) -> None:
+        """Store many sessions in one round trip; all are checked before any is written.
+
+        Not a transaction: each session is written atomically, the batch is not.
+        """
+        seconds = self._ttl_or_default(ttl)
+        items = [
+            (check_session_id(session_id), DEFAULT_CODEC.encode(state))
+            for session_id, state in states.items()
+        ]
+        if items:
+            await self._write_many(items, seconds)
+
+    async def delete_many(self, session_ids: Iterable[str]) -> None:
+        """Remove many sessions in one round trip; missing ones are not an error."""
+        ids = [check_session_id(session_id) for session_id in session_ids]
+        if ids:
+            await self._remove_many(ids)
+
+    async def iter_ids(self, match: str | None = None) -> AsyncIterator[str]:
+        """Yield the ids of this store's sessions, optionally those matching a glob pattern.
+
+        Walks the store in batches (Redis `SCAN`, never `KEYS`); a session saved or deleted
+        meanwhile may or may not be seen, and none is seen twice on the memory store (Redis
+        may repeat one, as `SCAN` does).
+
+        Args:
+            match: An `fnmatch` pattern over ids (`*`, `?`, `[abc]`, `[!abc]`), or `None`.
+        """
+        if match is not None and not isinstance(match, str):
+            raise TypeError(f"match must be a str pattern or None, got {type(match).__name__}")
+        async for session_id in self._scan():
+            if match is None or fnmatchcase(session_id, match):
+                yield session_id
+
+    async def count(self) -> int:
+        """Return how many sessions this store holds (a walk of the store: O(sessions))."""
+        return sum([1 async for _ in self._scan()])
+
+    async def clear(self) -> int:
+        """Delete every session of this store, and nothing else; return how many.
+
+        On Redis only keys that start with the prefix are touched, in batches (`SCAN` +
+        `UNLINK`), never `FLUSHDB`. Use a prefix that ends with a separator (`app:`), so that
+        no other store's prefix starts with it (`apple:` does start with `app`).
+        """
+        return await self._clear()
+
+    def _ttl_or_default(self, ttl: TTL | None) -> int:
+        return self._default_ttl if ttl is None else ttl_seconds(ttl)
+
+    # The byte-level primitives. The first four are all a backend must implement; the others
+    # raise NotImplementedError until a backend provides them.
 
     @abstractmethod
     async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
@@ -141,3 +339,82 @@ class EncodedSessionStore(SessionStore):
     @abstractmethod
     async def _contains(self, session_id: str) -> bool:
         """Return whether `session_id` is present and not expired."""
+
+    async def _write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
+        """Write only if the stored bytes have `version` (`ABSENT`: nothing stored), atomically.
+
+        Must also return True when the stored bytes already are `data`: a retried write that
+        had landed must not look like a conflict.
+        """
+        raise _unsupported(self, "_write_if")
+
+    async def _remove_if(self, session_id: str, version: str) -> bool:
+        """Remove only if the stored bytes have `version`, atomically; True if now absent."""
+        raise _unsupported(self, "_remove_if")
+
+    async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
+        """Return the bytes and renew the TTL, atomically."""
+        raise _unsupported(self, "_read_and_touch")
+
+    async def _touch(self, session_id: str, ttl_seconds: int) -> bool:
+        """Renew the TTL; return whether the session exists."""
+        raise _unsupported(self, "_touch")
+
+    async def _remaining(self, session_id: str) -> int | None:
+        """Return whole seconds left (rounded up), or None if missing."""
+        raise _unsupported(self, "_remaining")
+
+    async def _acquire_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+        """Take the session's lock for `milliseconds` if it is free; atomic."""
+        raise _unsupported(self, "_acquire_lock")
+
+    async def _release_lock(self, session_id: str, token: str) -> bool:
+        """Release the lock if `token` holds it; atomic. Return whether it did."""
+        raise _unsupported(self, "_release_lock")
+
+    async def _extend_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+        """Reset the lock's expiry if `token` holds it; atomic. Return whether it did."""
+        raise _unsupported(self, "_extend_lock")
+
+    async def _read_many(self, session_ids: list[str]) -> list[bytes | None]:
+        """Return the bytes of each id, in order."""
+        return [await self._read(session_id) for session_id in session_ids]
+
+    async def _write_many(self, items: list[tuple[str, bytes]], ttl_seconds: int) -> None:
+        """Write each (id, bytes) with the same TTL."""
+        for session_id, data in items:
+            await self._write(session_id, data, ttl_seconds)
+
+    async def _remove_many(self, session_ids: list[str]) -> None:
+        """Remove each id."""
+        for session_id in session_ids:
+            await self._remove(session_id)
+
+    def _scan(self) -> AsyncIterator[str]:
+        """Yield every live session id of this store, in batches."""
+        raise _unsupported(self, "_scan")
+
+    async def _clear(self) -> int:
+        """Delete every session and lock of this store; return how many sessions."""
+        raise _unsupported(self, "_clear")
+
+
+def _check_version(version: object) -> str:
+    if not isinstance(version, str) or not version:
+        raise TypeError(
+            f"if_version must be a version from load_versioned() or ABSENT, got {version!r}"
+        )
+    return version
+
+
+def _conflict() -> VersionConflictError:
+    return VersionConflictError(
+        "the session changed since its version was read, so nothing was written; "
+        "load_versioned() it again and retry, or use update()"
+    )
+
+
+def _unsupported(store: EncodedSessionStore, primitive: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"{type(store).__name__} does not implement {primitive}(), which this method needs"
+    )

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .base import DEFAULT_TTL_SECONDS, SessionStore
+from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
 from .errors import ConfigurationError, InvalidTTLError
 from .memory import InMemorySessionStore
 from .redis import DEFAULT_PREFIX, DEFAULT_REDIS_URL, RedisSessionStore
@@ -62,7 +62,7 @@ class SessionStoreSettings:
             raise ConfigurationError(f"{PREFIX_VAR}: {error}") from None
         return cls(store=store, redis_url=redis_url, ttl=get_default_ttl(env), prefix=prefix)
 
-    def create_store(self) -> SessionStore:
+    def create_store(self) -> EncodedSessionStore:
         """Return a new store of the configured type."""
         if self.store == "redis":
             return RedisSessionStore(self.redis_url, self.prefix, default_ttl=self.ttl)
@@ -91,7 +91,7 @@ def get_default_ttl(environ: Mapping[str, str] | None = None) -> int:
         ) from None
 
 
-def get_session_store(environ: Mapping[str, str] | None = None) -> SessionStore:
+def get_session_store(environ: Mapping[str, str] | None = None) -> EncodedSessionStore:
     """Return a new store as the `VALERIE_SESSION_*` variables configure it.
 
     `VALERIE_SESSION_STORE` picks `memory` (the default) or `redis`; there is no silent

@@ -51,3 +51,18 @@ class BackendUnavailableError(BackendError, ConnectionError):
 
 class MissingDependencyError(SessionStoreError, ImportError):
     """An optional dependency that this backend needs is not installed."""
+
+
+class VersionConflictError(SessionStoreError):
+    """The session changed since its version was read; the write was not made.
+
+    Reload with `load_versioned` and try again, or use `update`, which does that for you.
+    """
+
+
+class SessionLockedError(SessionStoreError, TimeoutError):
+    """Another holder kept the session's lock for longer than the caller was willing to wait."""
+
+
+class LockNotOwnedError(SessionStoreError):
+    """A lock was released or extended by someone who no longer holds it (it had expired)."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from heapq import heappop, heappush
 
 from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
 from .errors import ConfigurationError
 from .validation import TTL
+from .versions import version_of
 
 _SWEEP_BUDGET = 8
 """Expired sessions released per call at most, so no single call pays for a large backlog."""
@@ -36,7 +38,15 @@ class InMemorySessionStore(EncodedSessionStore):
         clock: Seconds on a monotonic clock; tests pass a fake one.
     """
 
-    __slots__ = ("_bucket_heap", "_buckets", "_clock", "_entries", "_recency", "max_sessions")
+    __slots__ = (
+        "_bucket_heap",
+        "_buckets",
+        "_clock",
+        "_entries",
+        "_locks",
+        "_recency",
+        "max_sessions",
+    )
 
     def __init__(
         self,
@@ -61,6 +71,7 @@ class InMemorySessionStore(EncodedSessionStore):
         # holds the buckets' seconds, so the next ones to empty are found in O(log buckets).
         self._buckets: dict[int, set[str]] = {}
         self._bucket_heap: list[int] = []
+        self._locks: dict[str, tuple[str, float]] = {}  # session id -> (holder's token, deadline)
 
     def __repr__(self) -> str:
         return (
@@ -69,6 +80,9 @@ class InMemorySessionStore(EncodedSessionStore):
         )
 
     async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
+        self._put(session_id, data, ttl_seconds)
+
+    def _put(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         now = self._clock()
         self._release_expired(now)
         deadline = now + ttl_seconds
@@ -102,6 +116,77 @@ class InMemorySessionStore(EncodedSessionStore):
 
     async def _contains(self, session_id: str) -> bool:
         return self._live_entry(session_id) is not None
+
+    # No method below awaits between its check and its write: that is what makes each atomic.
+
+    async def _write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
+        entry = self._live_entry(session_id)
+        current = None if entry is None else entry[0]
+        if current != data and version_of(current) != version:
+            return False
+        self._put(session_id, data, ttl_seconds)
+        return True
+
+    async def _remove_if(self, session_id: str, version: str) -> bool:
+        entry = self._live_entry(session_id)
+        if entry is None:
+            return True
+        if version_of(entry[0]) != version:
+            return False
+        await self._remove(session_id)
+        return True
+
+    async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
+        entry = self._live_entry(session_id)
+        if entry is None:
+            return None
+        self._put(session_id, entry[0], ttl_seconds)
+        return entry[0]
+
+    async def _touch(self, session_id: str, ttl_seconds: int) -> bool:
+        return await self._read_and_touch(session_id, ttl_seconds) is not None
+
+    async def _remaining(self, session_id: str) -> int | None:
+        entry = self._live_entry(session_id)
+        return None if entry is None else math.ceil(entry[1] - self._clock())
+
+    async def _acquire_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+        now = self._clock()
+        held = self._locks.get(session_id)
+        if held is not None and held[1] > now:
+            return False
+        self._locks[session_id] = (token, now + milliseconds / 1000)
+        return True
+
+    async def _release_lock(self, session_id: str, token: str) -> bool:
+        if not self._holds(session_id, token):
+            return False
+        del self._locks[session_id]
+        return True
+
+    async def _extend_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+        if not self._holds(session_id, token):
+            return False
+        self._locks[session_id] = (token, self._clock() + milliseconds / 1000)
+        return True
+
+    def _holds(self, session_id: str, token: str) -> bool:
+        held = self._locks.get(session_id)
+        return held is not None and held[0] == token and held[1] > self._clock()
+
+    async def _scan(self) -> AsyncIterator[str]:
+        for session_id in list(self._entries):
+            if self._live_entry(session_id) is not None:
+                yield session_id
+
+    async def _clear(self) -> int:
+        now = self._clock()
+        count = sum(1 for _, deadline in self._entries.values() if deadline > now)
+        self._entries.clear()
+        self._buckets.clear()
+        self._bucket_heap.clear()
+        self._locks.clear()
+        return count
 
     def _live_entry(self, session_id: str) -> _Entry | None:
         """Return the session's entry, dropping it instead if it has expired."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
 from .errors import (
@@ -26,6 +27,48 @@ if TYPE_CHECKING:
 
 DEFAULT_REDIS_URL = "redis://localhost:6379"
 DEFAULT_PREFIX = "valerie:session:"
+
+LOCK_SUFFIX = "\x1flock"
+"""A session's lock is the key `prefix + session_id + LOCK_SUFFIX`. Ids cannot hold control
+characters, so no session key can ever equal a lock key."""
+
+_BATCH = 1000  # keys per MGET, UNLINK and SCAN page
+
+# Each script touches one key, so it is atomic on standalone Redis and Cluster alike. The write
+# and delete scripts also succeed when their effect is already there, so that a retry of a call
+# that did land (after a timeout) is not mistaken for a conflict.
+_WRITE_IF = """
+local current = redis.call('GET', KEYS[1])
+if current then
+    if current ~= ARGV[2] and redis.sha1hex(current) ~= ARGV[1] then return 0 end
+elseif ARGV[1] ~= 'absent' then
+    return 0
+end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+_REMOVE_IF = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 1 end
+if redis.sha1hex(current) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+_ACQUIRE_LOCK = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if holder then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+_RELEASE_LOCK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('DEL', KEYS[1])
+"""
+_EXTEND_LOCK = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
 
 
 class RedisSessionStore(EncodedSessionStore):
@@ -126,6 +169,84 @@ class RedisSessionStore(EncodedSessionStore):
     async def _contains(self, session_id: str) -> bool:
         return bool(await self._execute("EXISTS", self.prefix + session_id))
 
+    async def _write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
+        key = self.prefix + session_id
+        return bool(await self._script(_WRITE_IF, key, version, data, ttl_seconds))
+
+    async def _remove_if(self, session_id: str, version: str) -> bool:
+        return bool(await self._script(_REMOVE_IF, self.prefix + session_id, version))
+
+    async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
+        data: bytes | None = await self._execute(
+            "GETEX", self.prefix + session_id, "EX", ttl_seconds
+        )
+        return data
+
+    async def _touch(self, session_id: str, ttl_seconds: int) -> bool:
+        return bool(await self._execute("EXPIRE", self.prefix + session_id, ttl_seconds))
+
+    async def _remaining(self, session_id: str) -> int | None:
+        milliseconds: int = await self._execute("PTTL", self.prefix + session_id)
+        return None if milliseconds < 0 else -(-milliseconds // 1000)
+
+    async def _acquire_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+        key = self.prefix + session_id + LOCK_SUFFIX
+        return bool(await self._script(_ACQUIRE_LOCK, key, token, milliseconds))
+
+    async def _release_lock(self, session_id: str, token: str) -> bool:
+        key = self.prefix + session_id + LOCK_SUFFIX
+        return bool(await self._script(_RELEASE_LOCK, key, token))
+
+    async def _extend_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+        key = self.prefix + session_id + LOCK_SUFFIX
+        return bool(await self._script(_EXTEND_LOCK, key, token, milliseconds))
+
+    async def _read_many(self, session_ids: list[str]) -> list[bytes | None]:
+        keys = [self.prefix + session_id for session_id in session_ids]
+        pages = [("MGET", *keys[i : i + _BATCH]) for i in range(0, len(keys), _BATCH)]
+        return [data for page in await self._execute_batch(pages) for data in page]
+
+    async def _write_many(self, items: list[tuple[str, bytes]], ttl_seconds: int) -> None:
+        await self._execute_batch(
+            [
+                ("SET", self.prefix + session_id, data, "EX", ttl_seconds)
+                for session_id, data in items
+            ]
+        )
+
+    async def _remove_many(self, session_ids: list[str]) -> None:
+        keys = [self.prefix + session_id for session_id in session_ids]
+        await self._execute_batch(
+            [("UNLINK", *keys[i : i + _BATCH]) for i in range(0, len(keys), _BATCH)]
+        )
+
+    async def _scan_keys(self) -> AsyncIterator[list[bytes]]:
+        """Yield pages of this store's keys, sessions and locks, found with SCAN."""
+        pattern = _glob_escape(self.prefix) + "*"
+        cursor = 0
+        while True:
+            cursor, keys = await self._execute("SCAN", cursor, "MATCH", pattern, "COUNT", _BATCH)
+            if keys:
+                yield keys
+            if cursor == 0:
+                return
+
+    async def _scan(self) -> AsyncIterator[str]:
+        start = len(self.prefix.encode())
+        async for keys in self._scan_keys():
+            for key in keys:
+                session_id = _session_id(key, start)
+                if session_id is not None:
+                    yield session_id
+
+    async def _clear(self) -> int:
+        start = len(self.prefix.encode())
+        count = 0
+        async for keys in self._scan_keys():
+            await self._execute("UNLINK", *keys)
+            count += sum(_session_id(key, start) is not None for key in keys)
+        return count
+
     def _connection(self) -> Redis:
         client = self._client
         if client is None:
@@ -149,27 +270,52 @@ class RedisSessionStore(EncodedSessionStore):
     async def _execute(self, *command: Any) -> Any:
         """Run one command on a free connection, turning redis-py's errors into ours."""
         client = self._connection()
-        if self._slots.locked():
-            # Every connection is busy: wait for one, but no longer than a command may take.
-            try:
-                await asyncio.wait_for(self._slots.acquire(), self.timeout)
-            except asyncio.TimeoutError:
-                raise BackendUnavailableError(
-                    f"all {self.max_connections} connections to Redis at "
-                    f"{mask_url(self.redis_url)} stayed busy for {self.timeout:g}s; raise "
-                    "max_connections, or check why the server is slow"
-                ) from None
-        else:
-            await self._slots.acquire()
+        await self._take_slot()
         try:
             return await client.execute_command(*command)  # type: ignore[no-untyped-call]
         except Exception as error:
-            translated = self._translate(error, command[0])
-            if translated is error:
-                raise
-            raise translated from error
+            self._fail(error, command[0])
         finally:
             self._slots.release()
+
+    async def _execute_batch(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Run commands in one round trip (a pipeline, not a transaction)."""
+        client = self._connection()
+        await self._take_slot()
+        try:
+            pipeline = client.pipeline(transaction=False)
+            for command in commands:
+                pipeline.execute_command(*command)
+            return await pipeline.execute()
+        except Exception as error:
+            self._fail(error, commands[0][0])
+        finally:
+            self._slots.release()
+
+    async def _take_slot(self) -> None:
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return
+        # Every connection is busy: wait for one, but no longer than a command may take.
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.timeout)
+        except asyncio.TimeoutError:
+            raise BackendUnavailableError(
+                f"all {self.max_connections} connections to Redis at "
+                f"{mask_url(self.redis_url)} stayed busy for {self.timeout:g}s; raise "
+                "max_connections, or check why the server is slow"
+            ) from None
+
+    def _fail(self, error: Exception, command: str) -> NoReturn:
+        translated = self._translate(error, command)
+        if translated is error:
+            raise error
+        raise translated from error
+
+    async def _script(self, script: str, key: str, *args: Any) -> Any:
+        # EVAL rather than EVALSHA: the server caches the compiled script by its hash anyway,
+        # and EVAL cannot fail with NOSCRIPT after a restart or a failover.
+        return await self._execute("EVAL", script, 1, key, *args)
 
     def _translate(self, error: Exception, command: str) -> Exception:
         from redis.exceptions import ConnectionError, RedisError, ResponseError, TimeoutError
@@ -198,3 +344,17 @@ def _require_redis() -> None:
         raise MissingDependencyError(
             "RedisSessionStore needs redis-py, which is not installed: pip install 'valerie[redis]'"
         ) from None
+
+
+def _glob_escape(text: str) -> str:
+    """Escape the characters that SCAN's MATCH treats as a pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+def _session_id(key: bytes, start: int) -> str | None:
+    """Return the session id in a key of this store, or None for a lock or a foreign key."""
+    try:
+        session_id = key[start:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return None if not session_id or LOCK_SUFFIX[0] in session_id else session_id

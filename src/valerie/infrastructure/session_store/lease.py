@@ -1,0 +1,112 @@
+"""Per-session leases: a lock that expires by itself and that only its holder can release."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import secrets
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from .errors import InvalidTTLError, LockNotOwnedError, SessionLockedError
+
+if TYPE_CHECKING:
+    from .base import EncodedSessionStore
+
+
+def _seconds(value: object, name: str, *, zero_allowed: bool) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero_allowed)
+    ):
+        allowed = "a number of seconds >= 0" if zero_allowed else "a positive number of seconds"
+        raise InvalidTTLError(f"{name} must be {allowed}, got {value!r}")
+    return float(value)
+
+
+class Lease:
+    """A lease on one session's turn; use it as `async with store.lock(session_id) as lease:`.
+
+    The holder is identified by a random token, so only this object can release or extend the
+    lease; if it is not released within `timeout` seconds it expires by itself.
+    """
+
+    __slots__ = ("_store", "session_id", "timeout", "token", "wait")
+
+    def __init__(
+        self, store: EncodedSessionStore, session_id: str, *, timeout: float, wait: float
+    ) -> None:
+        self._store = store
+        self.session_id = session_id
+        self.timeout = _seconds(timeout, "timeout", zero_allowed=False)
+        self.wait = _seconds(wait, "wait", zero_allowed=True)
+        self.token = secrets.token_hex(16)
+
+    def __repr__(self) -> str:
+        return f"Lease(timeout={self.timeout:g}, wait={self.wait:g})"
+
+    async def acquire(self) -> None:
+        """Take the lease, waiting up to `wait` seconds for its current holder.
+
+        Raises:
+            SessionLockedError: It was not free within `wait` seconds.
+        """
+        deadline = time.monotonic() + self.wait
+        delay = 0.005
+        milliseconds = math.ceil(self.timeout * 1000)
+        while not await self._store._acquire_lock(self.session_id, self.token, milliseconds):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SessionLockedError(
+                    f"the session's lock stayed taken for the {self.wait:g}s this call waited; "
+                    "retry later, or wait longer with lock(..., wait=...)"
+                )
+            await asyncio.sleep(min(remaining, random.uniform(delay / 2, delay)))
+            delay = min(delay * 2, 0.1)
+
+    async def release(self) -> None:
+        """Give the lease back.
+
+        Raises:
+            LockNotOwnedError: It had expired (and may be someone else's now).
+        """
+        if not await self._store._release_lock(self.session_id, self.token):
+            raise _not_owned("release")
+
+    async def extend(self, timeout: float | None = None) -> None:
+        """Make the lease last `timeout` (default: its own timeout) seconds from now.
+
+        Raises:
+            LockNotOwnedError: It had already expired.
+        """
+        seconds = (
+            self.timeout if timeout is None else _seconds(timeout, "timeout", zero_allowed=False)
+        )
+        if not await self._store._extend_lock(
+            self.session_id, self.token, math.ceil(seconds * 1000)
+        ):
+            raise _not_owned("extend")
+
+    async def __aenter__(self) -> Lease:
+        await self.acquire()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.release()
+
+
+def _not_owned(action: str) -> LockNotOwnedError:
+    return LockNotOwnedError(
+        f"cannot {action} the session's lock: it expired before this holder was done, so "
+        "another holder may have run meanwhile; use a longer timeout, or extend() it"
+    )
