@@ -36,7 +36,7 @@ def test_os_environ_is_read_when_no_mapping_is_given(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("VALERIE_SESSION_TTL", "90")
     monkeypatch.delenv("VALERIE_SESSION_STORE", raising=False)
     assert get_default_ttl() == 90
-    assert get_session_store().default_ttl == 90  # type: ignore[attr-defined]
+    assert get_session_store().default_ttl == 90
     assert os.environ["VALERIE_SESSION_TTL"] == "90"
 
 

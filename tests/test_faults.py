@@ -118,3 +118,36 @@ async def test_a_server_killed_under_load_fails_every_call_fast_then_all_succeed
         server.start()
         after = await asyncio.gather(*(worker(n, 2) for n in range(64)))
         assert all(o == "ok" for task in after for o in task)
+
+
+async def test_compare_and_set_fails_fast_and_recovers_after_a_restart(
+    server: RedisServer,
+) -> None:
+    """update and versioned saves (never retried) raise unavailable in bounded time while the
+    server is down, and work on the same store once it is back."""
+    async with make_store(server.url) as store:
+        await store.update("s1", lambda s: {"n": 1})
+        server.kill()
+        started = time.monotonic()
+        with pytest.raises(BackendUnavailableError):
+            await store.update("s1", lambda s: {"n": 2})
+        assert time.monotonic() - started < BOUND
+        server.start()
+        assert await store.update("s1", lambda s: {"n": (s or {"n": 0})["n"] + 1}) == {"n": 1}
+        async with store.lock("s1", timeout=5):
+            pass
+
+
+async def test_a_frozen_server_bounds_compare_and_set_too(server: RedisServer) -> None:
+    """A compare-and-set against a frozen server times out within one attempt's timeout."""
+    async with make_store(server.url) as store:
+        await store.save("s1", {"n": 1})
+        server.freeze()
+        try:
+            started = time.monotonic()
+            with pytest.raises(BackendUnavailableError):
+                await store.update("s1", lambda s: {"n": 2})
+            assert time.monotonic() - started < BOUND
+        finally:
+            server.thaw()
+        assert await store.load("s1") in ({"n": 1}, {"n": 2})

@@ -16,10 +16,13 @@ from .session_store import (
     MissingDependencyError,
     RedisSessionStore,
     SerializationError,
+    SessionLockedError,
     SessionState,
     SessionStore,
     SessionStoreError,
     SessionStoreSettings,
+    VersionConflictError,
+    VersionedState,
     get_default_ttl,
     get_session_store,
 )

@@ -343,8 +343,7 @@ class EncodedSessionStore(SessionStore):
     async def _write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
         """Write only if the stored bytes have `version` (`ABSENT`: nothing stored), atomically.
 
-        Must also return True when the stored bytes already are `data`: a retried write that
-        had landed must not look like a conflict.
+        Never retried by the backend: a retry of a write that did land would see a conflict.
         """
         raise _unsupported(self, "_write_if")
 

@@ -121,8 +121,7 @@ class InMemorySessionStore(EncodedSessionStore):
 
     async def _write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
         entry = self._live_entry(session_id)
-        current = None if entry is None else entry[0]
-        if current != data and version_of(current) != version:
+        if version_of(None if entry is None else entry[0]) != version:
             return False
         self._put(session_id, data, ttl_seconds)
         return True

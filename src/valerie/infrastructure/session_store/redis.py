@@ -34,13 +34,11 @@ characters, so no session key can ever equal a lock key."""
 
 _BATCH = 1000  # keys per MGET, UNLINK and SCAN page
 
-# Each script touches one key, so it is atomic on standalone Redis and Cluster alike. The write
-# and delete scripts also succeed when their effect is already there, so that a retry of a call
-# that did land (after a timeout) is not mistaken for a conflict.
+# Each script touches one key, so it is atomic on standalone Redis and Cluster alike.
 _WRITE_IF = """
 local current = redis.call('GET', KEYS[1])
 if current then
-    if current ~= ARGV[2] and redis.sha1hex(current) ~= ARGV[1] then return 0 end
+    if redis.sha1hex(current) ~= ARGV[1] then return 0 end
 elseif ARGV[1] ~= 'absent' then
     return 0
 end
@@ -190,8 +188,9 @@ class RedisSessionStore(EncodedSessionStore):
         return None if milliseconds < 0 else -(-milliseconds // 1000)
 
     async def _acquire_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+        # Taking a lock one already holds succeeds, so this script can be retried safely.
         key = self.prefix + session_id + LOCK_SUFFIX
-        return bool(await self._script(_ACQUIRE_LOCK, key, token, milliseconds))
+        return bool(await self._execute("EVAL", _ACQUIRE_LOCK, 1, key, token, milliseconds))
 
     async def _release_lock(self, session_id: str, token: str) -> bool:
         key = self.prefix + session_id + LOCK_SUFFIX
@@ -313,9 +312,29 @@ class RedisSessionStore(EncodedSessionStore):
         raise translated from error
 
     async def _script(self, script: str, key: str, *args: Any) -> Any:
-        # EVAL rather than EVALSHA: the server caches the compiled script by its hash anyway,
-        # and EVAL cannot fail with NOSCRIPT after a restart or a failover.
-        return await self._execute("EVAL", script, 1, key, *args)
+        """Run a script that must not run twice, so it is never retried.
+
+        redis-py's Retry would resend it after a timeout, and a compare-and-set that did land
+        would then meet its own write as a conflict and be applied again. A timeout here raises
+        `BackendUnavailableError` instead: the outcome is unknown, as with any database write.
+        The pool hands out a connection that it has checked, so a server restart between calls
+        is still survived. EVAL rather than EVALSHA: the server caches the compiled script by
+        its hash anyway, and EVAL cannot fail with NOSCRIPT after a restart or a failover.
+        """
+        client = self._connection()
+        await self._take_slot()
+        try:
+            pool = client.connection_pool
+            connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+            try:
+                await connection.send_command("EVAL", script, 1, key, *args)
+                return await connection.read_response()
+            finally:
+                await pool.release(connection)
+        except Exception as error:
+            self._fail(error, "EVAL")
+        finally:
+            self._slots.release()
 
     def _translate(self, error: Exception, command: str) -> Exception:
         from redis.exceptions import ConnectionError, RedisError, ResponseError, TimeoutError

@@ -1,0 +1,373 @@
+"""Concurrency and lifetime controls, run once per backend: update, versions, expiry, leases,
+batches and scans behave the same on memory and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from valerie.infrastructure import (
+    ABSENT,
+    EncodedSessionStore,
+    InvalidSessionIdError,
+    InvalidTTLError,
+    LockNotOwnedError,
+    SerializationError,
+    SessionLockedError,
+    SessionState,
+    VersionConflictError,
+)
+
+
+def increment(state: SessionState | None) -> SessionState:
+    state = state or {"count": 0}
+    state["count"] += 1
+    return state
+
+
+async def slow_increment(state: SessionState | None) -> SessionState:
+    await asyncio.sleep(0)  # a turn that awaits (an LLM call) between its read and its write
+    return increment(state)
+
+
+# update
+
+
+async def test_update_creates_changes_and_returns_the_stored_state(
+    store: EncodedSessionStore,
+) -> None:
+    """fn sees None first, then the stored state; update returns what load would."""
+    assert await store.update("s1", increment) == {"count": 1}
+    assert await store.update("s1", increment) == {"count": 2}
+    assert await store.update("s1", lambda s: {**(s or {}), "pair": (1, 2)}) == {
+        "count": 2,
+        "pair": [1, 2],
+    }
+    assert await store.load("s1") == {"count": 2, "pair": [1, 2]}
+
+
+async def test_update_with_an_async_function(store: EncodedSessionStore) -> None:
+    """fn may be a coroutine function."""
+    assert await store.update("s1", slow_increment) == {"count": 1}
+
+
+async def test_update_returning_none_deletes(store: EncodedSessionStore) -> None:
+    """fn returning None deletes the session (and is fine when there is none)."""
+    await store.save("s1", {"n": 1})
+    assert await store.update("s1", lambda s: None) is None
+    assert not await store.exists("s1")
+    assert await store.update("s1", lambda s: None) is None
+
+
+async def test_update_with_an_unstorable_result_writes_nothing(store: EncodedSessionStore) -> None:
+    """A bad new state raises SerializationError and the old state stays."""
+    await store.save("s1", {"n": 1})
+    with pytest.raises(SerializationError):
+        await store.update("s1", lambda s: {"bad": {1, 2}})
+    assert await store.load("s1") == {"n": 1}
+
+
+async def test_update_checks_its_arguments_before_reading(store: EncodedSessionStore) -> None:
+    """Invalid ids and TTLs raise before fn runs."""
+    calls: list[Any] = []
+    with pytest.raises(InvalidSessionIdError):
+        await store.update("", calls.append)
+    with pytest.raises(InvalidTTLError):
+        await store.update("s1", calls.append, ttl=0)
+    assert calls == []
+
+
+async def test_update_applies_the_ttl(store: EncodedSessionStore) -> None:
+    """The TTL given to update is the session's new TTL."""
+    await store.update("s1", increment, ttl=30)
+    remaining = await store.ttl("s1")
+    assert remaining is not None
+    assert 29 <= remaining <= 30
+
+
+async def test_200_concurrent_updates_lose_nothing(store: EncodedSessionStore) -> None:
+    """200 tasks that await between read and write still end at exactly 200."""
+    await asyncio.gather(*(store.update("hot", slow_increment) for _ in range(200)))
+    assert await store.load("hot") == {"count": 200}
+
+
+async def test_plain_load_then_save_loses_updates(store: EncodedSessionStore) -> None:
+    """The same experiment with load/save loses updates: why update exists (and proof that
+    the test above can fail)."""
+
+    async def unsafe_turn() -> None:
+        state = await store.load("hot")
+        await asyncio.sleep(0)
+        await store.save("hot", increment(state))
+
+    await asyncio.gather(*(unsafe_turn() for _ in range(200)))
+    final = await store.load("hot")
+    assert final is not None
+    assert final["count"] < 200
+
+
+# versions
+
+
+async def test_load_versioned_of_a_missing_session_is_absent(store: EncodedSessionStore) -> None:
+    """No session: state None, version ABSENT."""
+    assert await store.load_versioned("s1") == (None, ABSENT)
+
+
+async def test_if_version_absent_creates_only(store: EncodedSessionStore) -> None:
+    """ABSENT writes when there is no session and conflicts when there is one."""
+    await store.save("s1", {"v": 1}, if_version=ABSENT)
+    with pytest.raises(VersionConflictError):
+        await store.save("s1", {"v": 2}, if_version=ABSENT)
+    assert await store.load("s1") == {"v": 1}
+
+
+async def test_first_writer_wins_and_the_second_gets_a_conflict(
+    store: EncodedSessionStore,
+) -> None:
+    """Two readers of the same version: the first save wins, the second raises, the winner's
+    state is intact."""
+    await store.save("s1", {"turn": 0})
+    first = await store.load_versioned("s1")
+    second = await store.load_versioned("s1")
+    assert first.version == second.version != ABSENT
+    await store.save("s1", {"turn": 1, "by": "first"}, if_version=first.version)
+    with pytest.raises(VersionConflictError):
+        await store.save("s1", {"turn": 1, "by": "second"}, if_version=second.version)
+    assert await store.load("s1") == {"turn": 1, "by": "first"}
+    assert (await store.load_versioned("s1")).version != first.version
+
+
+async def test_a_stale_version_cannot_delete(store: EncodedSessionStore) -> None:
+    """delete(if_version=) deletes only the version it names."""
+    await store.save("s1", {"v": 1})
+    stale = (await store.load_versioned("s1")).version
+    await store.save("s1", {"v": 2})
+    with pytest.raises(VersionConflictError):
+        await store.delete("s1", if_version=stale)
+    assert await store.load("s1") == {"v": 2}
+    await store.delete("s1", if_version=(await store.load_versioned("s1")).version)
+    assert not await store.exists("s1")
+
+
+async def test_a_version_of_a_deleted_session_conflicts(store: EncodedSessionStore) -> None:
+    """A session deleted since it was read cannot be saved over with its old version."""
+    await store.save("s1", {"v": 1})
+    version = (await store.load_versioned("s1")).version
+    await store.delete("s1")
+    with pytest.raises(VersionConflictError):
+        await store.save("s1", {"v": 2}, if_version=version)
+    assert not await store.exists("s1")
+
+
+@pytest.mark.parametrize("version", ["", None, 7])
+async def test_a_malformed_version_is_a_type_error(
+    store: EncodedSessionStore, version: Any
+) -> None:
+    """if_version takes a token from load_versioned or ABSENT (None means no condition)."""
+    if version is None:
+        await store.save("s1", {}, if_version=version)
+        return
+    with pytest.raises(TypeError):
+        await store.save("s1", {}, if_version=version)
+
+
+# expiry
+
+
+async def test_touch_renews_and_reports_existence(store: EncodedSessionStore) -> None:
+    """touch is False for a missing session, True for one, and sets the new TTL."""
+    assert await store.touch("s1") is False
+    await store.save("s1", {"v": 1}, ttl=10)
+    assert await store.touch("s1", ttl=500) is True
+    remaining = await store.ttl("s1")
+    assert remaining is not None
+    assert 499 <= remaining <= 500
+    assert await store.load("s1") == {"v": 1}
+
+
+async def test_ttl_reports_whole_seconds_left(store: EncodedSessionStore) -> None:
+    """ttl() is None for a missing session and the rounded-up seconds left otherwise."""
+    assert await store.ttl("s1") is None
+    await store.save("s1", {}, ttl=90)
+    assert await store.ttl("s1") == 90
+
+
+async def test_load_with_refresh_ttl_renews(store: EncodedSessionStore) -> None:
+    """load(refresh_ttl=True) renews to the default TTL, a TTL value to that value."""
+    await store.save("s1", {"v": 1}, ttl=5)
+    assert await store.load("s1", refresh_ttl=True) == {"v": 1}
+    assert await store.ttl("s1") == store.default_ttl
+    assert await store.load("s1", refresh_ttl=120) == {"v": 1}
+    assert await store.ttl("s1") == 120
+    assert await store.load("missing", refresh_ttl=True) is None
+    with pytest.raises(InvalidTTLError):
+        await store.load("s1", refresh_ttl=0)
+
+
+@pytest.mark.slow
+async def test_sliding_expiry_keeps_an_active_session_alive(store: EncodedSessionStore) -> None:
+    """Touching within the TTL keeps a session past its original deadline."""
+    await store.save("s1", {"v": 1}, ttl=1)
+    for _ in range(3):
+        await asyncio.sleep(0.5)
+        assert await store.touch("s1", ttl=1)
+    assert await store.load("s1") == {"v": 1}
+    await asyncio.sleep(1.2)
+    assert await store.load("s1") is None
+
+
+# leases
+
+
+async def test_a_lease_is_exclusive(store: EncodedSessionStore) -> None:
+    """While one holder has the lease another cannot take it; after release it can."""
+    async with store.lock("s1", timeout=10):
+        with pytest.raises(SessionLockedError):
+            async with store.lock("s1", wait=0):
+                pass
+        with pytest.raises(TimeoutError):
+            await store.lock("s1", wait=0.05).acquire()
+    async with store.lock("s1", wait=0):
+        pass
+
+
+async def test_leases_of_different_sessions_are_independent(store: EncodedSessionStore) -> None:
+    """Locking one session does not lock another."""
+    async with store.lock("a", timeout=10), store.lock("b", timeout=10, wait=0):
+        pass
+
+
+async def test_a_lease_expires_by_itself(store: EncodedSessionStore) -> None:
+    """An unreleased lease frees itself after its timeout; its late release raises."""
+    lease = store.lock("s1", timeout=0.2)
+    await lease.acquire()
+    async with store.lock("s1", wait=2):
+        with pytest.raises(LockNotOwnedError):
+            await lease.release()
+
+
+async def test_a_non_holder_cannot_release(store: EncodedSessionStore) -> None:
+    """Another lease object (another token) cannot release the holder's lease."""
+    holder = store.lock("s1", timeout=10)
+    await holder.acquire()
+    intruder = store.lock("s1")
+    with pytest.raises(LockNotOwnedError):
+        await intruder.release()
+    with pytest.raises(SessionLockedError):
+        await store.lock("s1", wait=0).acquire()
+    await holder.release()
+
+
+async def test_a_lease_can_be_extended_by_its_holder_only(store: EncodedSessionStore) -> None:
+    """extend() keeps the lease past its first timeout; a non-holder's extend raises."""
+    lease = store.lock("s1", timeout=0.3)
+    await lease.acquire()
+    await lease.extend(10)
+    await asyncio.sleep(0.4)
+    with pytest.raises(SessionLockedError):
+        await store.lock("s1", wait=0).acquire()
+    with pytest.raises(LockNotOwnedError):
+        await store.lock("s1").extend()
+    await lease.release()
+
+
+async def test_tasks_under_the_lease_never_interleave(store: EncodedSessionStore) -> None:
+    """Plain load/save turns that await in the middle lose nothing when each holds the lease."""
+
+    async def turn() -> None:
+        async with store.lock("s1", timeout=5, wait=10):
+            state = await store.load("s1")
+            await asyncio.sleep(0.001)
+            await store.save("s1", increment(state))
+
+    await asyncio.gather(*(turn() for _ in range(30)))
+    assert await store.load("s1") == {"count": 30}
+
+
+@pytest.mark.parametrize(("timeout", "wait"), [(0, 1), (-1, 1), (1, -1), (True, 1), ("1", 1)])
+def test_bad_lease_durations_raise(store: EncodedSessionStore, timeout: Any, wait: Any) -> None:
+    """Lease timeout must be positive, wait non-negative, both numbers."""
+    with pytest.raises(InvalidTTLError):
+        store.lock("s1", timeout=timeout, wait=wait)
+
+
+async def test_locks_are_not_sessions(store: EncodedSessionStore) -> None:
+    """A held lease does not show up as a session in exists, count or iter_ids."""
+    async with store.lock("s1"):
+        assert not await store.exists("s1")
+        assert await store.count() == 0
+        assert [session_id async for session_id in store.iter_ids()] == []
+
+
+# batches
+
+
+async def test_save_many_then_load_many(store: EncodedSessionStore) -> None:
+    """A batch round-trips; load_many gives None for missing ids, in the order asked."""
+    await store.save_many({f"s{n}": {"n": n} for n in range(150)}, ttl=60)
+    loaded = await store.load_many(["s3", "missing", "s149", "s0"])
+    assert list(loaded) == ["s3", "missing", "s149", "s0"]
+    assert loaded == {"s3": {"n": 3}, "missing": None, "s149": {"n": 149}, "s0": {"n": 0}}
+    assert await store.ttl("s42") == 60
+
+
+async def test_delete_many(store: EncodedSessionStore) -> None:
+    """delete_many removes the ids given (missing ones are fine) and no others."""
+    await store.save_many({f"s{n}": {"n": n} for n in range(10)})
+    await store.delete_many([f"s{n}" for n in range(5)] + ["missing"])
+    assert await store.count() == 5
+
+
+async def test_empty_batches_are_no_ops(store: EncodedSessionStore) -> None:
+    """Empty inputs do nothing and return empty results."""
+    await store.save_many({})
+    await store.delete_many([])
+    assert await store.load_many([]) == {}
+
+
+async def test_a_bad_item_fails_the_whole_batch_before_writing(
+    store: EncodedSessionStore,
+) -> None:
+    """One invalid id or state: nothing of the batch is written."""
+    with pytest.raises(SerializationError):
+        await store.save_many({"ok": {"v": 1}, "bad": {"v": {1}}})
+    with pytest.raises(InvalidSessionIdError):
+        await store.save_many({"ok": {"v": 1}, "": {"v": 2}})
+    assert await store.count() == 0
+    with pytest.raises(InvalidSessionIdError):
+        await store.load_many(["ok", "bad\n"])
+
+
+# scans
+
+
+async def test_count_iter_ids_and_clear_with_10000_sessions(store: EncodedSessionStore) -> None:
+    """All sessions are counted and listed once, and clear removes them all."""
+    ids = {f"user-{n:05d}" for n in range(10_000)}
+    await store.save_many(dict.fromkeys(ids, {"v": 1}))
+    assert await store.count() == 10_000
+    assert {session_id async for session_id in store.iter_ids()} == ids
+    assert await store.clear() == 10_000
+    assert await store.count() == 0
+    assert await store.load("user-00001") is None
+
+
+async def test_iter_ids_filters_with_a_glob_pattern(store: EncodedSessionStore) -> None:
+    """match is an fnmatch pattern over ids, the same on every backend."""
+    await store.save_many(dict.fromkeys(["user-1", "user-2", "bot-1", "user-*", "u[x]"], {}))
+    assert {i async for i in store.iter_ids(match="user-?")} == {"user-1", "user-2", "user-*"}
+    assert {i async for i in store.iter_ids(match="*-1")} == {"user-1", "bot-1"}
+    assert {i async for i in store.iter_ids(match="u[[]x]")} == {"u[x]"}
+
+
+@pytest.mark.slow
+async def test_expired_sessions_are_not_counted(store: EncodedSessionStore) -> None:
+    """count and iter_ids see live sessions only."""
+    await store.save("short", {}, ttl=1)
+    await store.save("long", {}, ttl=60)
+    await asyncio.sleep(1.2)
+    assert await store.count() == 1
+    assert [i async for i in store.iter_ids()] == ["long"]
