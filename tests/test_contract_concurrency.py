@@ -347,7 +347,7 @@ async def test_a_bad_item_fails_the_whole_batch_before_writing(
 async def test_count_iter_ids_and_clear_with_10000_sessions(store: EncodedSessionStore) -> None:
     """All sessions are counted and listed once, and clear removes them all."""
     ids = {f"user-{n:05d}" for n in range(10_000)}
-    await store.save_many(dict.fromkeys(ids, {"v": 1}))
+    await store.save_many({key: {"v": 1} for key in ids})
     assert await store.count() == 10_000
     assert {session_id async for session_id in store.iter_ids()} == ids
     assert await store.clear() == 10_000
@@ -357,7 +357,7 @@ async def test_count_iter_ids_and_clear_with_10000_sessions(store: EncodedSessio
 
 async def test_iter_ids_filters_with_a_glob_pattern(store: EncodedSessionStore) -> None:
     """match is an fnmatch pattern over ids, the same on every backend."""
-    await store.save_many(dict.fromkeys(["user-1", "user-2", "bot-1", "user-*", "u[x]"], {}))
+    await store.save_many({key: {} for key in ["user-1", "user-2", "bot-1", "user-*", "u[x]"]})
     assert {i async for i in store.iter_ids(match="user-?")} == {"user-1", "user-2", "user-*"}
     assert {i async for i in store.iter_ids(match="*-1")} == {"user-1", "bot-1"}
     assert {i async for i in store.iter_ids(match="u[[]x]")} == {"u[x]"}
