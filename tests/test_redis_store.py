@@ -13,9 +13,11 @@ from tests.redis_server import RedisServer
 from valerie.infrastructure import (
     ConfigurationError,
     CorruptedSessionError,
+    LockNotOwnedError,
     MissingDependencyError,
     RedisSessionStore,
 )
+from valerie.infrastructure.session_store.redis import LOCK_SUFFIX
 
 STATE = {"user_id": "user-123", "step": 1, "text": "Olá 💬"}
 
@@ -150,3 +152,91 @@ except infra.MissingDependencyError as error:
     )
     assert "pip install 'valerie[redis]'" in result.stdout
     assert issubclass(MissingDependencyError, ImportError)
+
+
+async def test_clear_deletes_its_prefix_only(redis_server: RedisServer) -> None:
+    """clear() on prefix 'app:' leaves 'apple:' and every other key alone."""
+    async with (
+        RedisSessionStore(redis_server.url, prefix="app:") as app,
+        RedisSessionStore(redis_server.url, prefix="apple:") as apple,
+    ):
+        await app.save_many({f"s{n}": {"n": n} for n in range(2500)})
+        await apple.save_many({f"s{n}": {"n": n} for n in range(10)})
+        await app._connection().set("unrelated", "x")
+        lease = app.lock("s1")
+        await lease.acquire()
+        assert await app.clear() == 2500  # sessions counted; their locks deleted too
+        with pytest.raises(LockNotOwnedError):
+            await lease.release()
+        assert await app.count() == 0
+        assert await apple.count() == 10
+        assert await app._connection().get("unrelated") == b"x"
+        await apple.clear()
+        await app._connection().delete("unrelated")
+
+
+async def test_glob_characters_in_the_prefix_are_literal(redis_server: RedisServer) -> None:
+    """A prefix with *, ? or [ ] matches itself only when scanning."""
+    async with (
+        RedisSessionStore(redis_server.url, prefix="a*:") as star,
+        RedisSessionStore(redis_server.url, prefix="ab:") as plain,
+    ):
+        await star.save("s1", {})
+        await plain.save("s1", {})
+        assert [i async for i in star.iter_ids()] == ["s1"]
+        assert await star.clear() == 1
+        assert await plain.exists("s1")
+        await plain.clear()
+
+
+async def test_scans_and_batches_need_no_keys_or_flush_command(redis_server: RedisServer) -> None:
+    """Under an ACL user barred from KEYS and FLUSH* (and from keys outside its prefix), every
+    operation works: iteration is SCAN, clear is SCAN + UNLINK."""
+    redis_server.command(
+        "ACL", "SETUSER", "limited", "on", ">pw", "~acl:*", "+@all", "-keys", "-flushdb",
+        "-flushall",
+    )  # fmt: skip
+    url = redis_server.url.replace("redis://", "redis://limited:pw@")
+    async with RedisSessionStore(url, prefix="acl:") as store:
+        await store.save_many({f"s{n}": {"n": n} for n in range(20)})
+        assert await store.update("s1", lambda s: {"n": 100}) == {"n": 100}
+        assert await store.load_many(["s1", "s2"]) == {"s1": {"n": 100}, "s2": {"n": 2}}
+        async with store.lock("s1"):
+            assert await store.count() == 20
+        assert await store.touch("s1")
+        assert await store.load("s1", refresh_ttl=True) == {"n": 100}
+        assert len([i async for i in store.iter_ids()]) == 20
+        await store.delete_many(["s1", "s2"])
+        assert await store.clear() == 18
+
+
+async def test_versioned_writes_and_refreshes_keep_the_value_plain_json(
+    redis_store: RedisSessionStore,
+) -> None:
+    """After update and compare-and-set the key is still the state's JSON string."""
+    await redis_store.update("s1", lambda s: {"n": 1})
+    version = (await redis_store.load_versioned("s1")).version
+    await redis_store.save("s1", {"n": 2}, if_version=version)
+    raw = await redis_store._connection().get(redis_store.prefix + "s1")
+    assert raw == b'{"n":2}'
+
+
+async def test_touch_and_refresh_set_the_server_side_ttl(redis_store: RedisSessionStore) -> None:
+    """touch and load(refresh_ttl=) change Redis's own TTL for the key."""
+    client = redis_store._connection()
+    key = redis_store.prefix + "s1"
+    await redis_store.save("s1", {}, ttl=10)
+    await redis_store.touch("s1", ttl=1000)
+    assert 999 <= await client.ttl(key) <= 1000
+    await redis_store.load("s1", refresh_ttl=2000)
+    assert 1999 <= await client.ttl(key) <= 2000
+
+
+async def test_a_lease_is_a_key_beside_the_session(redis_store: RedisSessionStore) -> None:
+    """The lease key is prefix + id + LOCK_SUFFIX, with a millisecond expiry."""
+    client = redis_store._connection()
+    async with redis_store.lock("s1", timeout=30) as lease:
+        key = redis_store.prefix + "s1" + LOCK_SUFFIX
+        assert await client.get(key) == lease.token.encode()
+        assert 29_000 < await client.pttl(key) <= 30_000
+    assert await client.exists(key) == 0
