@@ -11,25 +11,31 @@ import asyncio
 from datetime import timedelta
 
 from valerie.infrastructure import (
+    EncodedSessionStore,
     SerializationError,
-    SessionStore,
+    SessionState,
     get_default_ttl,
     get_session_store,
 )
 
 
-async def handle_message(store: SessionStore, session_id: str, text: str) -> str:
-    """One turn: load the conversation, decide a reply, save the conversation back."""
-    state = await store.load(session_id) or {"user_id": "user-123", "step": 0, "history": []}
-    state["step"] += 1
-    state["history"].append({"role": "user", "content": text})
-    if "lisbon" in text.lower():
-        state["intent"] = "book_flight"
-        state.setdefault("context", {})["destination"] = "LIS"
-    reply = f"(turn {state['step']}) noted: {text!r}"
-    state["history"].append({"role": "assistant", "content": reply})
-    await store.save(session_id, state)
-    return reply
+async def handle_message(store: EncodedSessionStore, session_id: str, text: str) -> str:
+    """One turn, applied atomically: a message arriving meanwhile cannot erase this one."""
+
+    def turn(state: SessionState | None) -> SessionState:
+        state = state or {"user_id": "user-123", "step": 0, "history": []}
+        state["step"] += 1
+        state["history"].append({"role": "user", "content": text})
+        if "lisbon" in text.lower():
+            state["intent"] = "book_flight"
+            state.setdefault("context", {})["destination"] = "LIS"
+        reply = f"(turn {state['step']}) noted: {text!r}"
+        state["history"].append({"role": "assistant", "content": reply})
+        return state
+
+    state = await store.update(session_id, turn)
+    assert state is not None
+    return str(state["history"][-1]["content"])
 
 
 async def main() -> None:
@@ -55,7 +61,12 @@ async def main() -> None:
         assert await store.load(session_id) == state
 
         await store.save("short-lived", {"otp": "123456"}, ttl=timedelta(minutes=5))
-        print(f"short-lived exists: {await store.exists('short-lived')}")
+        print(
+            f"short-lived exists: {await store.exists('short-lived')}, "
+            f"{await store.ttl('short-lived')} s left"
+        )
+        async with store.lock(session_id, timeout=10):
+            print("holding the session's lease: no other process can take this turn")
         await store.delete(session_id)
         await store.delete("short-lived")
         print(f"after delete: {await store.load(session_id)}")
