@@ -14,10 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.redis_server import RedisServer
 from valerie.infrastructure import (
     EncodedSessionStore,
+    InMemorySessionStore,
     InvalidSessionIdError,
     InvalidTTLError,
+    RedisSessionStore,
     SerializationError,
 )
 from valerie.infrastructure.session_store import StateCodec
@@ -219,3 +222,56 @@ def test_orjson_would_write_null_for_nan_but_the_codec_refuses(value: float) -> 
     """The fast encoder's own leniency never reaches the store."""
     with pytest.raises(SerializationError, match="JSON cannot represent"):
         StateCodec(fast=True).encode({"x": value})
+
+
+ids = st.sampled_from(["a", "b", "c", "ünï"])
+small_states = st.dictionaries(st.sampled_from(["n", "m", "t"]), scalars, max_size=3)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("save"), ids, small_states),
+        st.tuples(st.just("load"), ids),
+        st.tuples(st.just("delete"), ids),
+        st.tuples(st.just("exists"), ids),
+        st.tuples(st.just("update"), ids, small_states),
+        st.tuples(st.just("update_delete"), ids),
+        st.tuples(st.just("touch"), ids),
+        st.tuples(st.just("save_many"), st.dictionaries(ids, small_states, max_size=3)),
+        st.tuples(st.just("load_many"), st.lists(ids, max_size=4)),
+        st.tuples(st.just("delete_many"), st.lists(ids, max_size=3)),
+        st.tuples(st.just("versioned_save"), ids, small_states),
+        st.tuples(st.just("count")),
+    ),
+    max_size=25,
+)
+
+
+async def apply(store: EncodedSessionStore, operation: tuple[Any, ...]) -> Any:
+    """Run one operation; return its result, or the name of the error it raised."""
+    name, *args = operation
+    try:
+        if name == "update":
+            return await store.update(args[0], lambda s: {**(s or {}), **args[1]})
+        if name == "update_delete":
+            return await store.update(args[0], lambda s: None)
+        if name == "versioned_save":
+            _, version = await store.load_versioned(args[0])
+            await store.save(args[0], args[1], if_version=version)
+            return await store.load_versioned(args[0])
+        return await getattr(store, name)(*args)
+    except Exception as error:
+        return type(error).__name__
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(script=operations)
+async def test_memory_and_redis_agree_on_any_sequence_of_operations(
+    redis_server: RedisServer, script: list[tuple[Any, ...]]
+) -> None:
+    """Differential test: the same calls give the same results on both backends."""
+    memory = InMemorySessionStore()
+    async with RedisSessionStore(redis_server.url, prefix=f"diff:{uuid.uuid4().hex}:") as redis:
+        for operation in script:
+            assert await apply(memory, operation) == await apply(redis, operation), operation
+        await redis.clear()
