@@ -20,7 +20,7 @@ class Level(enum.IntEnum):
     HIGH = 2
 
 
-class Mood(str, enum.Enum):
+class Mood(enum.StrEnum):
     HAPPY = "happy"
 
 

@@ -104,6 +104,9 @@ def test_a_good_ttl_variable_is_read(value: str) -> None:
         "redis://:s3cr3t@host:99999",
         "redis://host/zero",
         "unix://",
+        "redis//:s3cr3t@localhost:6379",
+        "redis:/:s3cr3t@localhost:6379",
+        "redis:s3cr3t@localhost",
     ],
 )
 def test_a_malformed_url_is_an_error_that_hides_the_password(url: str) -> None:

@@ -371,3 +371,27 @@ async def test_expired_sessions_are_not_counted(store: EncodedSessionStore) -> N
     await asyncio.sleep(1.2)
     assert await store.count() == 1
     assert [i async for i in store.iter_ids()] == ["long"]
+
+
+async def test_a_holder_taking_its_own_lease_again_succeeds(store: EncodedSessionStore) -> None:
+    """Acquiring a lease one already holds renews it, on every backend."""
+    lease = store.lock("s1", timeout=5, wait=0)
+    await lease.acquire()
+    await lease.acquire()
+    await lease.release()
+
+
+@pytest.mark.parametrize("call", ["load_many", "delete_many"])
+async def test_a_single_str_is_not_a_batch_of_ids(store: EncodedSessionStore, call: str) -> None:
+    """Passing 'abc' where a list of ids is expected raises instead of using 'a', 'b', 'c'."""
+    await store.save("a", {})
+    with pytest.raises(TypeError, match="single str"):
+        await getattr(store, call)("abc")
+    assert await store.exists("a")
+
+
+@pytest.mark.parametrize("attempts", [0, -1, 1.5])
+async def test_update_needs_at_least_one_attempt(store: EncodedSessionStore, attempts: Any) -> None:
+    """attempts must be a positive int."""
+    with pytest.raises(ValueError, match="attempts"):
+        await store.update("s1", increment, attempts=attempts)

@@ -93,12 +93,17 @@ async def test_shortening_a_ttl_takes_effect(store: InMemorySessionStore, clock:
 async def test_deleted_sessions_leave_no_bookkeeping(
     store: InMemorySessionStore, clock: FakeClock
 ) -> None:
-    """Delete removes a session from the expiry buckets too, so nothing accumulates."""
+    """Delete removes a session from its expiry bucket; the emptied bucket goes when its
+    second comes up, so nothing accumulates."""
     for n in range(50):
         await store.save(f"s{n}", {}, ttl=30)
         await store.delete(f"s{n}")
     assert store._entries == {}
+    assert all(not bucket for bucket in store._buckets.values())
+    clock.advance(31)
+    await store.exists("s1")
     assert store._buckets == {}
+    assert store._bucket_heap == []
 
 
 async def test_memory_is_bounded_by_live_sessions_under_churn(
@@ -183,3 +188,47 @@ def test_repr_shows_size_and_settings() -> None:
     assert repr(InMemorySessionStore(default_ttl=60, max_sessions=5)) == (
         "InMemorySessionStore(sessions=0, default_ttl=60, max_sessions=5)"
     )
+
+
+async def test_sessions_that_come_and_go_leave_one_heap_entry_per_second(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """20,000 save/delete pairs over 20 s: the expiry heap holds about one entry per second,
+    and once they are due no single call does more than a few steps."""
+    for n in range(20_000):
+        await store.save(f"tmp{n}", {}, ttl=3600)
+        await store.delete(f"tmp{n}")
+        clock.advance(0.001)
+    assert len(store._bucket_heap) <= 21
+    assert len(store._buckets) <= 21
+    clock.advance(4000)
+    before = len(store._bucket_heap)
+    await store.exists("x")
+    assert len(store._bucket_heap) == before - 8  # one call: 8 steps, not the whole backlog
+    for _ in range(5):
+        await store.exists("x")
+    assert store._bucket_heap == []
+    assert store._buckets == {}
+
+
+async def test_lru_prefers_an_expired_session_to_a_live_one(clock: FakeClock) -> None:
+    """A session that expired within the current second makes room before any live one."""
+    store = InMemorySessionStore(max_sessions=2, clock=clock)
+    clock.now = 1000.0
+    await store.save("alice", {"cart": 3})
+    clock.now = 1000.1
+    await store.save("otp", {"code": "1"}, ttl=1)
+    clock.now = 1001.5
+    await store.save("bob", {"n": 1})
+    assert await store.load("alice") == {"cart": 3}
+    assert await store.load("bob") == {"n": 1}
+
+
+async def test_expired_leases_nobody_released_are_dropped(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """Leases that expire unreleased do not pile up."""
+    for n in range(1000):
+        await store.lock(f"s{n}", timeout=1).acquire()
+        clock.advance(0.5)
+    assert len(store._locks) <= 4

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import subprocess
 import sys
@@ -240,3 +242,108 @@ async def test_a_lease_is_a_key_beside_the_session(redis_store: RedisSessionStor
         assert await client.get(key) == lease.token.encode()
         assert 29_000 < await client.pttl(key) <= 30_000
     assert await client.exists(key) == 0
+
+
+@pytest.mark.parametrize(
+    ("query", "match"),
+    [
+        ("socket_timeout=abc", "cannot read"),
+        ("decode_responses=true", "decode_responses"),
+        ("protocol=3", "protocol"),
+        ("max_connections=2", "max_connections"),
+    ],
+)
+def test_url_options_are_checked_when_the_store_is_created(query: str, match: str) -> None:
+    """A query parameter redis-py cannot read, or one the store owns, is a ConfigurationError."""
+    with pytest.raises(ConfigurationError, match=match) as caught:
+        RedisSessionStore(f"redis://:hunter2@localhost:6379/0?{query}")
+    assert "hunter2" not in str(caught.value)
+
+
+async def test_a_cancelled_call_waiting_for_a_connection_stays_cancelled(
+    redis_server: RedisServer,
+) -> None:
+    """Cancelling a call that waits for a free connection cancels it, even when a connection
+    frees up in the same step."""
+    async with RedisSessionStore(redis_server.url, prefix="cancel:", max_connections=1) as store:
+        await store.save("s", {"n": 1})
+        slots = store._slots
+        await slots.acquire()  # another call holds the only connection
+        waiter = asyncio.create_task(store.load("s"))
+        await asyncio.sleep(0.01)
+        slots.release()
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert await store.load("s") == {"n": 1}
+
+
+BUSY_SCRIPT = """
+local start = redis.call('TIME')
+while true do
+    local now = redis.call('TIME')
+    if (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 400000 then return 1 end
+end
+"""
+
+
+async def test_a_lock_cancelled_while_acquiring_is_not_left_held(
+    redis_server: RedisServer,
+) -> None:
+    """Cancelled after its request reached a busy server: the lease is given back anyway."""
+    async with RedisSessionStore(redis_server.url, prefix="lockcancel:") as store:
+
+        async def keep_server_busy() -> None:
+            await store._connection().eval(BUSY_SCRIPT, 0)
+
+        busy = asyncio.create_task(keep_server_busy())
+        await asyncio.sleep(0.05)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1), store.lock("s", timeout=30, wait=10):
+                pass
+        await busy
+        async with store.lock("s", wait=1):
+            pass
+
+
+async def test_closing_with_calls_in_flight_leaves_no_open_connection(
+    redis_server: RedisServer,
+) -> None:
+    """close() while tasks run: they finish, and every connection ends up closed (an unclosed
+    one would fail this test through filterwarnings=error)."""
+    store = RedisSessionStore(redis_server.url, prefix="closing:")
+    await store.save("s", {"n": 1})
+
+    async def reader() -> None:
+        for _ in range(50):
+            await store.load("s")
+
+    tasks = [asyncio.create_task(reader()) for _ in range(20)]
+    for _ in range(5):
+        await asyncio.sleep(0.005)
+        await store.close()
+    await asyncio.gather(*tasks)
+    await store.close()
+    gc.collect()
+    clients = int(redis_server.command("CLIENT", "LIST").count(b"\n"))
+    assert clients <= 2  # redis-cli itself, and at most one lingering close
+
+
+# The first loop ends without close(): its sockets can only be dropped, which Python reports.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_store_can_be_used_from_two_event_loops_in_turn(redis_server: RedisServer) -> None:
+    """asyncio.run twice with one store (a CLI, a test runner): the second run works."""
+    store = RedisSessionStore(redis_server.url, prefix="loops:")
+    asyncio.run(store.save("s", {"n": 1}))
+    assert asyncio.run(store.load("s")) == {"n": 1}
+    asyncio.run(store.close())
+    gc.collect()  # report the first loop's dropped sockets here, where they are expected
+
+
+async def test_load_many_reports_a_key_of_another_type_as_corrupted(
+    redis_store: RedisSessionStore,
+) -> None:
+    """load_many treats a hash where a session should be as load does."""
+    await redis_store._connection().hset(redis_store.prefix + "h", "f", "v")
+    with pytest.raises(CorruptedSessionError):
+        await redis_store.load_many(["h"])

@@ -214,6 +214,8 @@ class EncodedSessionStore(SessionStore):
         """
         check_session_id(session_id)
         seconds = self._ttl_or_default(ttl)
+        if type(attempts) is not int or attempts < 1:
+            raise ValueError(f"attempts must be an int >= 1, got {attempts!r}")
         for attempt in range(attempts):
             data = await self._read(session_id)
             version = version_of(data)
@@ -226,7 +228,8 @@ class EncodedSessionStore(SessionStore):
                 new_data = DEFAULT_CODEC.encode(new_state)
                 if await self._write_if(session_id, new_data, seconds, version):
                     return DEFAULT_CODEC.decode(new_data)
-            await asyncio.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))
+            if attempt + 1 < attempts:
+                await asyncio.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))
         raise VersionConflictError(
             f"update gave up after {attempts} attempts, each meeting a concurrent change; "
             "raise attempts, or serialize the writers with lock()"
@@ -261,7 +264,7 @@ class EncodedSessionStore(SessionStore):
 
     async def load_many(self, session_ids: Iterable[str]) -> dict[str, SessionState | None]:
         """Return the states of many sessions (`None` for missing ones) in one round trip."""
-        ids = [check_session_id(session_id) for session_id in session_ids]
+        ids = _check_ids(session_ids)
         found = await self._read_many(ids) if ids else []
         return {
             session_id: None if data is None else DEFAULT_CODEC.decode(data)
@@ -285,7 +288,7 @@ class EncodedSessionStore(SessionStore):
 
     async def delete_many(self, session_ids: Iterable[str]) -> None:
         """Remove many sessions in one round trip; missing ones are not an error."""
-        ids = [check_session_id(session_id) for session_id in session_ids]
+        ids = _check_ids(session_ids)
         if ids:
             await self._remove_many(ids)
 
@@ -396,6 +399,13 @@ class EncodedSessionStore(SessionStore):
     async def _clear(self) -> int:
         """Delete every session and lock of this store; return how many sessions."""
         raise _unsupported(self, "_clear")
+
+
+def _check_ids(session_ids: Iterable[str]) -> list[str]:
+    if isinstance(session_ids, (str, bytes)):
+        # A str is an iterable of one-character ids: never what the caller meant.
+        raise TypeError("session_ids must be a collection of ids, not a single str; wrap it: [id]")
+    return [check_session_id(session_id) for session_id in session_ids]
 
 
 def _check_version(version: object) -> str:

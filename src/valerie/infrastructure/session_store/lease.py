@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import secrets
 import time
+from collections.abc import Coroutine
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidTTLError, LockNotOwnedError, SessionLockedError
 
@@ -59,7 +61,7 @@ class Lease:
         deadline = time.monotonic() + self.wait
         delay = 0.005
         milliseconds = math.ceil(self.timeout * 1000)
-        while not await self._store._acquire_lock(self.session_id, self.token, milliseconds):
+        while not await self._try_acquire(milliseconds):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SessionLockedError(
@@ -69,26 +71,38 @@ class Lease:
             await asyncio.sleep(min(remaining, random.uniform(delay / 2, delay)))
             delay = min(delay * 2, 0.1)
 
+    async def _try_acquire(self, milliseconds: int) -> bool:
+        try:
+            return await self._store._acquire_lock(self.session_id, self.token, milliseconds)
+        except BaseException:
+            # Cancelled (or failed) after the request may have reached the server: the lease
+            # could be ours with nobody to release it, blocking the session for `timeout`.
+            # Give it back, whatever becomes of this task.
+            await _shielded(self._store._release_lock(self.session_id, self.token))
+            raise
+
     async def release(self) -> None:
         """Give the lease back.
 
         Raises:
             LockNotOwnedError: It had expired (and may be someone else's now).
         """
-        if not await self._store._release_lock(self.session_id, self.token):
+        # Shielded: a cancellation while leaving the block must not leave the lease held.
+        released = asyncio.ensure_future(self._store._release_lock(self.session_id, self.token))
+        if not await asyncio.shield(released):
             raise _not_owned("release")
 
-    async def extend(self, timeout: float | None = None) -> None:
-        """Make the lease last `timeout` (default: its own timeout) seconds from now.
+    async def extend(self, seconds: float | None = None) -> None:
+        """Make the lease last `seconds` (default: its own timeout) from now.
 
         Raises:
             LockNotOwnedError: It had already expired.
         """
-        seconds = (
-            self.timeout if timeout is None else _seconds(timeout, "timeout", zero_allowed=False)
+        lasting = (
+            self.timeout if seconds is None else _seconds(seconds, "seconds", zero_allowed=False)
         )
         if not await self._store._extend_lock(
-            self.session_id, self.token, math.ceil(seconds * 1000)
+            self.session_id, self.token, math.ceil(lasting * 1000)
         ):
             raise _not_owned("extend")
 
@@ -103,6 +117,13 @@ class Lease:
         traceback: TracebackType | None,
     ) -> None:
         await self.release()
+
+
+async def _shielded(release: Coroutine[Any, Any, bool]) -> None:
+    """Run a best-effort release to completion even if the caller is cancelled; ignore errors."""
+    task = asyncio.ensure_future(release)
+    with contextlib.suppress(BaseException):
+        await asyncio.shield(task)
 
 
 def _not_owned(action: str) -> LockNotOwnedError:

@@ -7,6 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from heapq import heappop, heappush
+from itertools import islice
 
 from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
 from .errors import ConfigurationError
@@ -71,7 +72,9 @@ class InMemorySessionStore(EncodedSessionStore):
         # holds the buckets' seconds, so the next ones to empty are found in O(log buckets).
         self._buckets: dict[int, set[str]] = {}
         self._bucket_heap: list[int] = []
-        self._locks: dict[str, tuple[str, float]] = {}  # session id -> (holder's token, deadline)
+        # Session id -> (holder's token, deadline), oldest lease first, so that expired leases
+        # nobody released are swept from the front.
+        self._locks: OrderedDict[str, tuple[str, float]] = OrderedDict()
 
     def __repr__(self) -> str:
         return (
@@ -92,7 +95,7 @@ class InMemorySessionStore(EncodedSessionStore):
         if old is None:
             self._schedule(session_id, deadline)
             if self.max_sessions is not None and len(self._entries) > self.max_sessions:
-                self._evict_least_recently_used()
+                self._make_room(now)
         else:
             if int(old[1]) != int(deadline):
                 self._unschedule(session_id, old[1])
@@ -151,10 +154,12 @@ class InMemorySessionStore(EncodedSessionStore):
 
     async def _acquire_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
         now = self._clock()
+        self._release_expired_locks(now)
         held = self._locks.get(session_id)
-        if held is not None and held[1] > now:
+        if held is not None and held[1] > now and held[0] != token:
             return False
         self._locks[session_id] = (token, now + milliseconds / 1000)
+        self._locks.move_to_end(session_id)
         return True
 
     async def _release_lock(self, session_id: str, token: str) -> bool:
@@ -167,11 +172,19 @@ class InMemorySessionStore(EncodedSessionStore):
         if not self._holds(session_id, token):
             return False
         self._locks[session_id] = (token, self._clock() + milliseconds / 1000)
+        self._locks.move_to_end(session_id)
         return True
 
     def _holds(self, session_id: str, token: str) -> bool:
         held = self._locks.get(session_id)
         return held is not None and held[0] == token and held[1] > self._clock()
+
+    def _release_expired_locks(self, now: float) -> None:
+        for _ in range(2):  # two per acquire: more than each acquire adds
+            oldest = next(iter(self._locks.values()), None)
+            if oldest is None or oldest[1] > now:
+                return
+            self._locks.popitem(last=False)
 
     async def _scan(self) -> AsyncIterator[str]:
         for session_id in list(self._entries):
@@ -207,29 +220,36 @@ class InMemorySessionStore(EncodedSessionStore):
         bucket.add(session_id)
 
     def _unschedule(self, session_id: str, deadline: float) -> None:
-        second = int(deadline)
-        bucket = self._buckets[second]
-        bucket.discard(session_id)
-        if not bucket:
-            # Its second stays in the heap and is dropped when it comes up.
-            del self._buckets[second]
+        # An emptied bucket stays until its second comes up, so that each second is in the
+        # heap once, however often sessions come and go within it.
+        self._buckets[int(deadline)].discard(session_id)
 
     def _release_expired(self, now: float) -> None:
-        """Drop up to `_SWEEP_BUDGET` sessions from buckets whose whole second has passed."""
+        """Drop up to `_SWEEP_BUDGET` sessions or empty buckets whose whole second has passed."""
         heap = self._bucket_heap
         budget = _SWEEP_BUDGET
-        while heap and heap[0] + 1 <= now:
-            bucket = self._buckets.get(heap[0])
+        while budget and heap and heap[0] + 1 <= now:
+            bucket = self._buckets[heap[0]]
             while bucket and budget:
                 del self._entries[bucket.pop()]
                 budget -= 1
-            if bucket:
-                return
-            self._buckets.pop(heappop(heap), None)
-            if not budget:
-                return
+            if not bucket:
+                del self._buckets[heappop(heap)]
+                budget -= 1
 
-    def _evict_least_recently_used(self) -> None:
+    def _make_room(self, now: float) -> None:
+        """Free one place, preferring a session already expired to the least recently used.
+
+        Expired sessions of the current second are not swept yet; a few of them are checked.
+        """
         assert self._recency is not None
+        heap = self._bucket_heap
+        if heap and heap[0] <= now:
+            for session_id in islice(self._buckets[heap[0]], _SWEEP_BUDGET):
+                deadline = self._entries[session_id][1]
+                if deadline <= now:
+                    del self._entries[session_id]
+                    self._unschedule(session_id, deadline)
+                    return
         session_id, (_, deadline) = self._recency.popitem(last=False)
         self._unschedule(session_id, deadline)

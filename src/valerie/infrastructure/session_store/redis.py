@@ -100,6 +100,7 @@ class RedisSessionStore(EncodedSessionStore):
 
     __slots__ = (
         "_client",
+        "_loop",
         "_slots",
         "max_connections",
         "prefix",
@@ -120,7 +121,7 @@ class RedisSessionStore(EncodedSessionStore):
     ) -> None:
         _require_redis()
         super().__init__(default_ttl)
-        self.redis_url = check_redis_url(redis_url)
+        self.redis_url = _check_url_options(check_redis_url(redis_url))
         self.prefix = check_prefix(prefix)
         if (
             isinstance(timeout, bool)
@@ -140,6 +141,7 @@ class RedisSessionStore(EncodedSessionStore):
         self.retries = retries
         self.max_connections = max_connections
         self._client: Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(max_connections)
 
     def __repr__(self) -> str:
@@ -149,9 +151,13 @@ class RedisSessionStore(EncodedSessionStore):
         )
 
     async def close(self) -> None:
-        """Close the connection pool; a later call opens a new one."""
+        """Close the connection pool; a later call opens a new one.
+
+        Calls still running finish on their connection, which is then closed too.
+        """
         client, self._client = self._client, None
-        if client is not None:
+        # A pool made by another (ended) loop cannot be closed from this one: it is dropped.
+        if client is not None and self._loop is asyncio.get_running_loop():
             await client.aclose()
 
     async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
@@ -201,9 +207,10 @@ class RedisSessionStore(EncodedSessionStore):
         return bool(await self._script(_EXTEND_LOCK, key, token, milliseconds))
 
     async def _read_many(self, session_ids: list[str]) -> list[bytes | None]:
-        keys = [self.prefix + session_id for session_id in session_ids]
-        pages = [("MGET", *keys[i : i + _BATCH]) for i in range(0, len(keys), _BATCH)]
-        return [data for page in await self._execute_batch(pages) for data in page]
+        # GETs in a pipeline rather than MGET: MGET answers nil for a key of another type,
+        # where GET (and so load) reports it as corrupted.
+        replies = await self._execute_batch([("GET", self.prefix + i) for i in session_ids])
+        return replies
 
     async def _write_many(self, items: list[tuple[str, bytes]], ttl_seconds: int) -> None:
         await self._execute_batch(
@@ -248,8 +255,12 @@ class RedisSessionStore(EncodedSessionStore):
         return count
 
     def _connection(self) -> Redis:
+        """Return the client, opening a pool on first use and again on a new event loop."""
+        loop = asyncio.get_running_loop()
         client = self._client
-        if client is None:
+        if client is None or self._loop is not loop:
+            # A pool's connections and locks belong to the loop that made them; a store used
+            # from a new loop (a new asyncio.run) starts afresh instead of failing.
             from redis.asyncio import ConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import ExponentialWithJitterBackoff
@@ -265,6 +276,8 @@ class RedisSessionStore(EncodedSessionStore):
                 retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), self.retries),
             )
             client = self._client = Redis.from_pool(pool)
+            self._loop = loop
+            self._slots = asyncio.Semaphore(self.max_connections)
         return client
 
     async def _execute(self, *command: Any, retry: bool = True) -> Any:
@@ -280,7 +293,8 @@ class RedisSessionStore(EncodedSessionStore):
         survived either way.
         """
         pool = self._connection().connection_pool
-        await self._take_slot()
+        slots = self._slots
+        await self._take_slot(slots)
         try:
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
@@ -292,33 +306,42 @@ class RedisSessionStore(EncodedSessionStore):
                 )
             finally:
                 await pool.release(connection)
+                if self._client is None or self._client.connection_pool is not pool:
+                    await connection.disconnect()  # close() retired this pool meanwhile
         except Exception as error:
             self._fail(error, command[0])
         finally:
-            self._slots.release()
+            slots.release()
 
     async def _execute_batch(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Run commands in one round trip (a pipeline, not a transaction)."""
         client = self._connection()
-        await self._take_slot()
+        slots = self._slots
+        await self._take_slot(slots)
         try:
             pipeline = client.pipeline(transaction=False)
             for command in commands:
                 pipeline.execute_command(*command)
-            return await pipeline.execute()
+            replies: list[Any] = await pipeline.execute(raise_on_error=False)
         except Exception as error:
             self._fail(error, commands[0][0])
         finally:
-            self._slots.release()
+            slots.release()
+        for reply in replies:
+            if isinstance(reply, Exception):
+                self._fail(reply, commands[0][0])
+        return replies
 
-    async def _take_slot(self) -> None:
-        if not self._slots.locked():
-            await self._slots.acquire()
+    async def _take_slot(self, slots: asyncio.Semaphore) -> None:
+        if not slots.locked():
+            await slots.acquire()
             return
         # Every connection is busy: wait for one, but no longer than a command may take.
+        # (asyncio.timeout, unlike wait_for, never swallows a cancellation.)
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(self.timeout):
+                await slots.acquire()
+        except TimeoutError:
             raise BackendUnavailableError(
                 f"all {self.max_connections} connections to Redis at "
                 f"{mask_url(self.redis_url)} stayed busy for {self.timeout:g}s; raise "
@@ -346,7 +369,7 @@ class RedisSessionStore(EncodedSessionStore):
                 f"{self.retries + 1} attempt(s) of at most {self.timeout:g}s; check that the "
                 "server is running and reachable, and the URL (VALERIE_SESSION_REDIS_URL)"
             )
-        if isinstance(error, ResponseError) and str(error).startswith("WRONGTYPE"):
+        if isinstance(error, ResponseError) and "WRONGTYPE" in str(error):
             return CorruptedSessionError(
                 f"a key of this store (prefix {self.prefix!r}) holds a Redis type other than a "
                 "string; it was left in place: inspect it, or delete the session to start over"
@@ -354,6 +377,33 @@ class RedisSessionStore(EncodedSessionStore):
         if isinstance(error, RedisError):
             return BackendError(f"{where} refused {command}: {error}")
         return error
+
+
+_STORE_OWNED_OPTIONS = {
+    "decode_responses": "the store reads bytes",
+    "protocol": "the store speaks RESP2",
+    "max_connections": "pass max_connections= to RedisSessionStore instead",
+}
+
+
+def _check_url_options(url: str) -> str:
+    """Return `url` if redis-py can parse its options and none of them is the store's own."""
+    from redis.asyncio.connection import parse_url
+
+    try:
+        options = parse_url(url)
+    except ValueError:
+        raise ConfigurationError(
+            f"redis_url={mask_url(url)!r} has an option redis-py cannot read; check its query "
+            "parameters (e.g. ?socket_timeout=2)"
+        ) from None
+    for option, reason in _STORE_OWNED_OPTIONS.items():
+        if option in options:
+            raise ConfigurationError(
+                f"redis_url={mask_url(url)!r} sets {option}, which this store does not allow "
+                f"({reason}); remove it from the URL"
+            )
+    return url
 
 
 def _require_redis() -> None:

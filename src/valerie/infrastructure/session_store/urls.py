@@ -21,7 +21,12 @@ def mask_url(url: str) -> str:
     is masked too (over-masking is the safe side).
     """
     scheme, separator, rest = url.partition("://")
-    if separator and "@" in rest:
+    if not separator:
+        # Malformed (redis:/x, redis//x): the user info may start anywhere, so hide it all.
+        scheme, separator, rest = "", "", url
+        if "@" in rest:
+            return "***@" + mask_url("redis://" + rest.rpartition("@")[2]).partition("://")[2]
+    if "@" in rest:
         userinfo, _, rest = rest.rpartition("@")
         user, colon, _ = userinfo.partition(":")
         rest = f"{user}:***@{rest}" if colon else f"***@{rest}"
