@@ -210,8 +210,8 @@ class StateCodec:
         try:
             return self._dumps(state)
         except (TypeError, ValueError):
-            # Valid states the fast encoder cannot take (tuple subclasses, huge unsigned
-            # ints) go to the standard library; invalid strings fail there too.
+            # Valid states the fast encoder cannot take (tuple subclasses such as
+            # namedtuples) go to the standard library; invalid strings fail there too.
             pass
         try:
             return _stdlib_dumps(state)
