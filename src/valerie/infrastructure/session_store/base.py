@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import random
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
@@ -321,6 +322,20 @@ class EncodedSessionStore(SessionStore):
         """
         return await self._clear()
 
+    async def ping(self) -> dict[str, Any]:
+        """Check that the store can serve, for a readiness probe.
+
+        Returns:
+            `latency_ms` of a round trip and facts about the topology (`topology`, and for
+            Redis the server, the Sentinel master name or the cluster's primaries).
+
+        Raises:
+            BackendUnavailableError: The store cannot serve right now.
+        """
+        started = time.perf_counter()
+        facts = await self._ping()
+        return {"latency_ms": round((time.perf_counter() - started) * 1000, 3), **facts}
+
     def _ttl_or_default(self, ttl: TTL | None) -> int:
         return self._default_ttl if ttl is None else ttl_seconds(ttl)
 
@@ -391,6 +406,10 @@ class EncodedSessionStore(SessionStore):
         """Remove each id."""
         for session_id in session_ids:
             await self._remove(session_id)
+
+    async def _ping(self) -> dict[str, Any]:
+        """Make a round trip to the backend; return facts about it."""
+        raise _unsupported(self, "_ping")
 
     def _scan(self) -> AsyncIterator[str]:
         """Yield every live session id of this store, in batches."""

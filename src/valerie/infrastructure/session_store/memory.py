@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from heapq import heappop, heappush
 from itertools import islice
+from typing import Any
 
 from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
 from .errors import ConfigurationError
@@ -185,6 +186,9 @@ class InMemorySessionStore(EncodedSessionStore):
             if oldest is None or oldest[1] > now:
                 return
             self._locks.popitem(last=False)
+
+    async def _ping(self) -> dict[str, Any]:
+        return {"topology": "memory", "sessions": len(self._entries)}
 
     async def _scan(self) -> AsyncIterator[str]:
         for session_id in list(self._entries):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, cast
 
 from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
 from .errors import (
@@ -19,11 +19,14 @@ from .errors import (
     CorruptedSessionError,
     MissingDependencyError,
 )
-from .urls import check_redis_url, mask_url
+from .urls import mask_url, parse_redis_url
 from .validation import TTL, check_prefix
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
+
+    from .redis_topology import RedisClient
 
 DEFAULT_REDIS_URL = "redis://localhost:6379"
 DEFAULT_PREFIX = "valerie:session:"
@@ -83,9 +86,12 @@ class RedisSessionStore(EncodedSessionStore):
     the same store without any action.
 
     Args:
-        redis_url: `redis://[[user]:password@]host[:port][/db]`, `rediss://` for TLS, or
-            `unix:///path/to.sock`; query parameters are passed to redis-py and win over the
-            arguments below.
+        redis_url: `redis://[[user]:password@]host[:port][/db]` (`rediss://` for TLS),
+            `unix:///path/to.sock`, `redis+sentinel://[[user]:password@]host:port[,...]/
+            master_name[/db]` or `redis+cluster://[[user]:password@]host:port[,...]`; query
+            parameters are passed to redis-py (e.g. `?ssl_ca_certs=/ca.pem`).
+        client: A redis-py client (`Redis` or `RedisCluster`) to use instead of one built
+            from `redis_url`; the store never closes it.
         prefix: Starts every key of this store; stores with different prefixes never meet.
         default_ttl: The TTL used when `save` is called without one.
         timeout: Seconds a connection attempt or a command may take.
@@ -100,8 +106,10 @@ class RedisSessionStore(EncodedSessionStore):
 
     __slots__ = (
         "_client",
+        "_injected",
         "_loop",
         "_slots",
+        "_target",
         "max_connections",
         "prefix",
         "redis_url",
@@ -118,10 +126,15 @@ class RedisSessionStore(EncodedSessionStore):
         timeout: float = 1.0,
         retries: int = 2,
         max_connections: int = 64,
+        client: RedisClient | None = None,
     ) -> None:
         _require_redis()
+        from . import redis_topology
+
         super().__init__(default_ttl)
-        self.redis_url = _check_url_options(check_redis_url(redis_url))
+        self._target = parse_redis_url(redis_url)
+        redis_topology.connection_options(self._target)  # checks the query now, not on first use
+        self.redis_url = self._target.url
         self.prefix = check_prefix(prefix)
         if (
             isinstance(timeout, bool)
@@ -140,7 +153,8 @@ class RedisSessionStore(EncodedSessionStore):
         self.timeout = float(timeout)
         self.retries = retries
         self.max_connections = max_connections
-        self._client: Redis | None = None
+        self._client: RedisClient | None = client
+        self._injected = client is not None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots = asyncio.Semaphore(max_connections)
 
@@ -155,10 +169,20 @@ class RedisSessionStore(EncodedSessionStore):
 
         Calls still running finish on their connection, which is then closed too.
         """
+        if self._injected:
+            return
         client, self._client = self._client, None
         # A pool made by another (ended) loop cannot be closed from this one: it is dropped.
         if client is not None and self._loop is asyncio.get_running_loop():
-            await client.aclose()
+            from .redis_topology import close_client
+
+            await close_client(client)
+
+    async def _ping(self) -> dict[str, Any]:
+        from .redis_topology import describe
+
+        await self._execute("PING")
+        return describe(self._connection())
 
     async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         await self._execute("SET", self.prefix + session_id, data, "EX", ttl_seconds)
@@ -221,22 +245,44 @@ class RedisSessionStore(EncodedSessionStore):
         )
 
     async def _remove_many(self, session_ids: list[str]) -> None:
-        keys = [self.prefix + session_id for session_id in session_ids]
-        await self._execute_batch(
-            [("UNLINK", *keys[i : i + _BATCH]) for i in range(0, len(keys), _BATCH)]
-        )
+        # One key per UNLINK: keys of a batch may live in different cluster slots.
+        await self._execute_batch([("UNLINK", self.prefix + i) for i in session_ids])
 
     async def _scan_keys(self) -> AsyncIterator[list[bytes]]:
-        """Yield pages of this store's keys, sessions and locks, found with SCAN."""
+        """Yield pages of this store's keys, sessions and locks, found with SCAN.
+
+        On a cluster every primary is scanned, each holding its own share of the keys.
+        """
         pattern = _glob_escape(self.prefix) + "*"
-        cursor = 0
-        while True:
-            reply = await self._execute("SCAN", cursor, "MATCH", pattern, "COUNT", _BATCH)
-            cursor, keys = int(reply[0]), reply[1]
-            if keys:
-                yield keys
-            if cursor == 0:
-                return
+        client = self._connection()
+        cluster = client if _is_cluster(client) else None
+        nodes: list[Any] = [None]
+        if cluster is not None:
+            await cluster.initialize()
+            nodes = cluster.get_primaries()
+        for node in nodes:
+            cursor = 0
+            while True:
+                command = ("SCAN", cursor, "MATCH", pattern, "COUNT", _BATCH)
+                if cluster is None:
+                    reply = await self._execute(*command)
+                else:
+                    reply = await self._scan_node(cluster, node, command)
+                cursor, keys = int(reply[0]), reply[1]
+                if keys:
+                    yield keys
+                if cursor == 0:
+                    break
+
+    async def _scan_node(self, client: RedisCluster, node: Any, command: tuple[Any, ...]) -> Any:
+        slots = self._slots
+        await self._take_slot(slots)
+        try:
+            return await client.execute_command(*command, target_nodes=node)
+        except Exception as error:
+            self._fail(error, "SCAN")
+        finally:
+            slots.release()
 
     async def _scan(self) -> AsyncIterator[str]:
         start = len(self.prefix.encode())
@@ -250,32 +296,28 @@ class RedisSessionStore(EncodedSessionStore):
         start = len(self.prefix.encode())
         count = 0
         async for keys in self._scan_keys():
-            await self._execute("UNLINK", *keys)
+            await self._execute_batch([("UNLINK", key) for key in keys])
             count += sum(_session_id(key, start) is not None for key in keys)
         return count
 
-    def _connection(self) -> Redis:
-        """Return the client, opening a pool on first use and again on a new event loop."""
+    def _connection(self) -> RedisClient:
+        """Return the client, built on first use and again on a new event loop."""
         loop = asyncio.get_running_loop()
         client = self._client
+        if self._injected:
+            assert client is not None
+            return client
         if client is None or self._loop is not loop:
             # A pool's connections and locks belong to the loop that made them; a store used
             # from a new loop (a new asyncio.run) starts afresh instead of failing.
-            from redis.asyncio import ConnectionPool, Redis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import ExponentialWithJitterBackoff
+            from .redis_topology import build_client
 
-            # A plain pool: `_slots` already keeps the connections in use at max_connections,
-            # and is cheaper than redis-py's BlockingConnectionPool, which pays for a Condition
-            # and a timer on every command.
-            pool = ConnectionPool.from_url(
-                self.redis_url,
+            client = self._client = build_client(
+                self._target,
+                timeout=self.timeout,
+                retries=self.retries,
                 max_connections=self.max_connections,
-                socket_timeout=self.timeout,
-                socket_connect_timeout=self.timeout,
-                retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), self.retries),
             )
-            client = self._client = Redis.from_pool(pool)
             self._loop = loop
             self._slots = asyncio.Semaphore(self.max_connections)
         return client
@@ -292,7 +334,10 @@ class RedisSessionStore(EncodedSessionStore):
         pool checks each connection it hands out, so a server restart between calls is
         survived either way.
         """
-        pool = self._connection().connection_pool
+        client = self._connection()
+        if _is_cluster(client):
+            return await self._execute_on_cluster(client, command, retry)
+        pool = cast("Redis", client).connection_pool
         slots = self._slots
         await self._take_slot(slots)
         try:
@@ -306,8 +351,31 @@ class RedisSessionStore(EncodedSessionStore):
                 )
             finally:
                 await pool.release(connection)
-                if self._client is None or self._client.connection_pool is not pool:
+                if (
+                    self._client is None
+                    or getattr(self._client, "connection_pool", None) is not pool
+                ):
                     await connection.disconnect()  # close() retired this pool meanwhile
+        except Exception as error:
+            self._fail(error, command[0])
+        finally:
+            slots.release()
+
+    async def _execute_on_cluster(
+        self, client: RedisCluster, command: tuple[Any, ...], retry: bool
+    ) -> Any:
+        """Run one command through redis-py's cluster client, which routes it by key slot.
+
+        `retry=False` names the slot's node itself: redis-py then sends the command once.
+        """
+        slots = self._slots
+        await self._take_slot(slots)
+        try:
+            options: dict[str, Any] = {}
+            if not retry:
+                await client.initialize()
+                options["target_nodes"] = client.get_node_from_key(_key_of(command))
+            return await client.execute_command(*command, **options)
         except Exception as error:
             self._fail(error, command[0])
         finally:
@@ -360,10 +428,18 @@ class RedisSessionStore(EncodedSessionStore):
         return await self._execute("EVAL", script, 1, key, *args, retry=False)
 
     def _translate(self, error: Exception, command: str) -> Exception:
-        from redis.exceptions import ConnectionError, RedisError, ResponseError, TimeoutError
+        from redis.exceptions import (
+            ClusterError,
+            ConnectionError,
+            RedisClusterException,
+            RedisError,
+            ResponseError,
+            TimeoutError,
+        )
 
         where = f"Redis at {mask_url(self.redis_url)}"
-        if isinstance(error, (ConnectionError, TimeoutError, OSError)):
+        unavailable = (ConnectionError, TimeoutError, ClusterError, RedisClusterException, OSError)
+        if isinstance(error, unavailable):
             return BackendUnavailableError(
                 f"{where} is unavailable ({type(error).__name__}: {error}) after "
                 f"{self.retries + 1} attempt(s) of at most {self.timeout:g}s; check that the "
@@ -379,33 +455,6 @@ class RedisSessionStore(EncodedSessionStore):
         return error
 
 
-_STORE_OWNED_OPTIONS = {
-    "decode_responses": "the store reads bytes",
-    "protocol": "the store speaks RESP2",
-    "max_connections": "pass max_connections= to RedisSessionStore instead",
-}
-
-
-def _check_url_options(url: str) -> str:
-    """Return `url` if redis-py can parse its options and none of them is the store's own."""
-    from redis.asyncio.connection import parse_url
-
-    try:
-        options = parse_url(url)
-    except ValueError:
-        raise ConfigurationError(
-            f"redis_url={mask_url(url)!r} has an option redis-py cannot read; check its query "
-            "parameters (e.g. ?socket_timeout=2)"
-        ) from None
-    for option, reason in _STORE_OWNED_OPTIONS.items():
-        if option in options:
-            raise ConfigurationError(
-                f"redis_url={mask_url(url)!r} sets {option}, which this store does not allow "
-                f"({reason}); remove it from the URL"
-            )
-    return url
-
-
 def _require_redis() -> None:
     try:
         import redis.asyncio  # noqa: F401
@@ -413,6 +462,17 @@ def _require_redis() -> None:
         raise MissingDependencyError(
             "RedisSessionStore needs redis-py, which is not installed: pip install 'valerie[redis]'"
         ) from None
+
+
+def _is_cluster(client: object) -> TypeGuard[RedisCluster]:
+    from redis.asyncio.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+def _key_of(command: tuple[Any, ...]) -> Any:
+    """The key of a single-key command: EVAL script numkeys key ..., or COMMAND key ..."""
+    return command[3] if command[0] == "EVAL" else command[1]
 
 
 async def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:
