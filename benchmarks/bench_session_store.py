@@ -14,6 +14,12 @@ It starts its own `redis-server` on a free loopback port (never 6379) and measur
    and 100k sessions are already stored.
 3. Memory that `InMemorySessionStore` holds per session (tracemalloc: the JSON bytes, the id
    string, the dict and expiry-bucket entries, everything), against the state's JSON size.
+4. `update` of valerie's two stores against their own plain `save`, at 1 and 64 tasks, with a
+   function that adds 1 to the state's `turn`: on each task's own sessions ("distinct"), and
+   with every task on one shared session ("hot", where the optimistic retries show). After
+   the rounds, the counters held by the sessions are checked against the updates done.
+5. Batches: `load_many` and `save_many` of 100 sessions against 100 single `load` or `save`
+   calls awaited one after the other, by one task, on valerie's two stores.
 
 The machine is assumed noisy (a 2-core VM whose speed swings by tens of percent): every round
 gives each contestant the same time per (operation, concurrency) cell, cut into short pieces
@@ -26,6 +32,9 @@ that the contestants take in turns, in an order rotated every piece. How to read
   raw `redis.asyncio` client using `json`; memory-backed ones with Litestar's `MemoryStore`.
 - The `+ orjson` raw client is a reference, not a target: it shows what a bare client gets
   from the faster encoder that valerie's `fast` extra uses.
+- In the update and batch sections, the ratio is paired the same way, with the same store's
+  `save` (updates) or its 100 single calls (batches) as the baseline; those sections run their
+  own rounds, after the throughput section.
 
 The run ends with the targets, each marked PASS or MISS with its figure.
 """
@@ -48,20 +57,24 @@ import time
 import tracemalloc
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from redis.asyncio import Redis
 
 from valerie.infrastructure.session_store import (
+    EncodedSessionStore,
     InMemorySessionStore,
     RedisSessionStore,
+    SessionState,
     SessionStore,
     StateCodec,
+    VersionConflictError,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +87,11 @@ SESSION_COUNT = 1024
 CONCURRENCIES = (1, 64)
 OPERATIONS = ("save", "load", "turn")
 SCALING_SIZES = (1_000, 10_000, 100_000)
+UPDATE_OPERATIONS = ("save", "update distinct", "update hot")
+BATCH_SIZE = 100
+LOADS = f"{BATCH_SIZE} loads"
+SAVES = f"{BATCH_SIZE} saves"
+BATCH_PAIRS = (("load_many", LOADS), ("save_many", SAVES))  # (one batch call, its single calls)
 
 RAW = "raw redis.asyncio + json"
 RAW_ORJSON = "raw redis.asyncio + orjson"
@@ -85,6 +103,13 @@ LITESTAR_REDIS = "litestar RedisStore"
 State = dict[str, Any]
 Operation = Callable[[str], Awaitable[object]]
 Cell = tuple[str, str, int]  # (contestant, operation, concurrency)
+Batch = dict[str, State]  # session id -> the state that save_many or the single saves write
+Item = TypeVar("Item")  # what a timed call receives: a session id, or a batch
+Key = TypeVar("Key")
+PieceRunner = Callable[[float], Awaitable[tuple[int, float]]]
+"""Calls something for the given seconds; returns the number of calls and the seconds taken."""
+RoundRunner = Callable[[float, int, int], Awaitable[dict[Cell, float]]]
+"""Runs one round with (slice seconds, pieces, round number); returns ops/s per cell."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +123,8 @@ class Mode:
     scaling_repetitions: int
     scaling_batch: int
     memory_sessions: int
+    update_slice_seconds: float
+    batch_slice_seconds: float
 
 
 FULL = Mode(
@@ -108,6 +135,8 @@ FULL = Mode(
     scaling_repetitions=5,
     scaling_batch=2_000,
     memory_sessions=20_000,
+    update_slice_seconds=0.6,
+    batch_slice_seconds=0.4,
 )
 QUICK = Mode(
     rounds=2,
@@ -117,6 +146,8 @@ QUICK = Mode(
     scaling_repetitions=1,
     scaling_batch=500,
     memory_sessions=20_000,
+    update_slice_seconds=0.05,
+    batch_slice_seconds=0.05,
 )
 
 
@@ -357,10 +388,12 @@ def operation(contestant: Contestant, kind: str, state: State) -> Operation:
     return turn
 
 
-async def worker(call: Operation, ids: Sequence[str], deadline: float) -> int:
-    """Call `call` on `ids`, cycling, until `deadline`; return the number of calls."""
-    for done, session in enumerate(itertools.cycle(ids), start=1):
-        await call(session)
+async def worker(
+    call: Callable[[Item], Awaitable[object]], items: Sequence[Item], deadline: float
+) -> int:
+    """Call `call` on `items`, cycling, until `deadline`; return the number of calls."""
+    for done, item in enumerate(itertools.cycle(items), start=1):
+        await call(item)
         # Checked after every call: with 64 tasks, a task waits for all the others between two
         # of its calls, and a coarser check would leave a long tail with fewer tasks running.
         if time.perf_counter() >= deadline:
@@ -369,9 +402,15 @@ async def worker(call: Operation, ids: Sequence[str], deadline: float) -> int:
 
 
 async def timed_calls(
-    call: Operation, ids: Sequence[str], tasks: int, seconds: float
+    call: Callable[[Item], Awaitable[object]], items: Sequence[Item], tasks: int, seconds: float
 ) -> tuple[int, float]:
-    """Run `tasks` workers, each on its own share of `ids`, for `seconds`.
+    """Run `tasks` workers for `seconds`, worker `i` on `items[i::tasks]`.
+
+    Args:
+        call: What each worker calls, on one item at a time.
+        items: Session ids (or batches of them); each worker cycles over its own share.
+        tasks: How many workers run concurrently.
+        seconds: How long they run; a call under way at the deadline is finished and counted.
 
     Returns:
         The number of calls made and the seconds they took.
@@ -379,9 +418,30 @@ async def timed_calls(
     start = time.perf_counter()
     deadline = start + seconds
     counts = await asyncio.gather(
-        *(worker(call, ids[task::tasks], deadline) for task in range(tasks))
+        *(worker(call, items[task::tasks], deadline) for task in range(tasks))
     )
     return sum(counts), time.perf_counter() - start
+
+
+async def interleaved_rates(
+    runners: Mapping[Key, PieceRunner], slice_seconds: float, pieces: int, number: int
+) -> dict[Key, float]:
+    """Give every runner `slice_seconds` cut into `pieces`, taken in turns; return calls/s.
+
+    The order of the turns is rotated every piece (and every round, by the round `number`), so
+    that noise on the machine, slow or sudden, hits all of them alike.
+    """
+    keys = list(runners)
+    calls = dict.fromkeys(keys, 0)
+    seconds = dict.fromkeys(keys, 0.0)
+    gc.collect()
+    for piece in range(pieces):
+        shift = (number + piece) % len(keys)
+        for key in [*keys[shift:], *keys[:shift]]:
+            count, elapsed = await runners[key](slice_seconds / pieces)
+            calls[key] += count
+            seconds[key] += elapsed
+    return {key: calls[key] / seconds[key] for key in keys}
 
 
 async def prepopulate(contestants: Iterable[Contestant], ids: Sequence[str], state: State) -> None:
@@ -402,26 +462,19 @@ async def run_round(
     """Measure every contestant for `mode.slice_seconds` per operation and concurrency.
 
     For each (operation, concurrency), the slice is cut into `mode.pieces` pieces and the
-    contestants take turns piece by piece, in an order rotated every piece, so that noise on
-    the machine, slow or sudden, hits all of them alike.
+    contestants take turns piece by piece (`interleaved_rates`).
     """
     results: dict[Cell, float] = {}
     for kind in OPERATIONS:
         for tasks in CONCURRENCIES:
-            calls = dict.fromkeys(contestants, 0)
-            seconds = dict.fromkeys(contestants, 0.0)
-            gc.collect()
-            for piece in range(mode.pieces):
-                shift = (number + piece) % len(contestants)
-                for contestant in [*contestants[shift:], *contestants[:shift]]:
-                    call = operation(contestant, kind, state)
-                    count, elapsed = await timed_calls(
-                        call, ids, tasks, mode.slice_seconds / mode.pieces
-                    )
-                    calls[contestant] += count
-                    seconds[contestant] += elapsed
-            for contestant in contestants:
-                results[contestant.name, kind, tasks] = calls[contestant] / seconds[contestant]
+            runners = {
+                contestant.name: partial(
+                    timed_calls, operation(contestant, kind, state), ids, tasks
+                )
+                for contestant in contestants
+            }
+            rates = await interleaved_rates(runners, mode.slice_seconds, mode.pieces, number)
+            results.update({(name, kind, tasks): rate for name, rate in rates.items()})
     return results
 
 
@@ -473,12 +526,22 @@ class Row:
     rounds: list[float]
 
 
+def paired_ratios(samples: dict[Cell, list[float]], cell: Cell, baseline: Cell) -> list[float]:
+    """Return, round by round, the ops/s of `cell` divided by those of `baseline`."""
+    pairs = zip(samples[cell], samples[baseline], strict=True)
+    return [mine / theirs for mine, theirs in pairs]
+
+
 def round_ratios(
     samples: dict[Cell, list[float]], name: str, other: str, kind: str, tasks: int
 ) -> list[float]:
     """Return, round by round, `name`'s ops/s divided by `other`'s."""
-    pairs = zip(samples[name, kind, tasks], samples[other, kind, tasks], strict=True)
-    return [mine / theirs for mine, theirs in pairs]
+    return paired_ratios(samples, (name, kind, tasks), (other, kind, tasks))
+
+
+def spread_percent(rates: Sequence[float]) -> float:
+    """Return (max - min) / median of `rates`, in percent."""
+    return 100 * (max(rates) - min(rates)) / statistics.median(rates)
 
 
 def summarize(samples: dict[Cell, list[float]], backends: dict[str, str]) -> list[Row]:
@@ -496,7 +559,7 @@ def summarize(samples: dict[Cell, list[float]], backends: dict[str, str]) -> lis
                 operation=kind,
                 concurrency=tasks,
                 median_ops=median,
-                spread_percent=100 * (max(rates) - min(rates)) / median,
+                spread_percent=spread_percent(rates),
                 baseline=baselines[backend],
                 ratio=statistics.median(ratios),
                 ratio_low=min(ratios),
@@ -537,6 +600,321 @@ def print_throughput(rows: Sequence[Row], mode: Mode) -> None:
                             f"  ({row.ratio_low:.2f}-{row.ratio_high:.2f})"
                         )
                 print()
+
+
+# --- Update, against plain save -------------------------------------------------------------
+
+
+def open_valerie_stores(redis_url: str) -> dict[str, EncodedSessionStore]:
+    """Create the valerie stores that the update and batch sections measure, by name."""
+    return {
+        VALERIE_MEMORY: InMemorySessionStore(default_ttl=TTL_SECONDS),
+        VALERIE_REDIS: RedisSessionStore(redis_url, prefix="bench:calls:", default_ttl=TTL_SECONDS),
+    }
+
+
+def lane_ids(kind: str, tasks: int) -> list[str]:
+    """Return the ids that the tasks of an update-section operation cycle over.
+
+    `save` and `update distinct` have `SESSION_COUNT` ids each, split between the tasks as in
+    the throughput section; `update hot` repeats one id, so that every task gets that one.
+    """
+    if kind == "update hot":
+        return [session_id(2 * SESSION_COUNT)] * tasks
+    first = SESSION_COUNT if kind == "update distinct" else 0
+    return [session_id(number) for number in range(first, first + SESSION_COUNT)]
+
+
+@dataclass
+class Tally:
+    """How many updates of one operation returned, and how many gave up on conflicts."""
+
+    done: int = 0
+    gave_up: int = 0
+
+
+def next_turn(state: SessionState | None) -> SessionState:
+    """The update under test: add 1 to the state's `turn` counter."""
+    assert state is not None, "an updated session has disappeared"
+    state["turn"] += 1
+    return state
+
+
+def update_operation(
+    store: EncodedSessionStore, kind: str, state: State, tally: Tally
+) -> Operation:
+    """Return the call that one update-section operation of `kind` makes on one session id."""
+    if kind == "save":
+
+        async def save(session_id: str) -> None:
+            await store.save(session_id, state)
+
+        return save
+
+    async def update(session_id: str) -> None:
+        try:
+            await store.update(session_id, next_turn)
+        except VersionConflictError:
+            tally.gave_up += 1
+        else:
+            tally.done += 1
+
+    return update
+
+
+async def prepare_updates(store: EncodedSessionStore, state: State) -> None:
+    """Save every session of the update section with its `turn` counter at 0."""
+    ids = {session for kind in UPDATE_OPERATIONS for session in lane_ids(kind, 1)}
+    await store.save_many({session: {**state, "turn": 0} for session in ids})
+
+
+async def run_update_round(
+    stores: Mapping[str, EncodedSessionStore],
+    tallies: Mapping[Cell, Tally],
+    state: State,
+    slice_seconds: float,
+    pieces: int,
+    number: int,
+) -> dict[Cell, float]:
+    """Measure `save` and both shapes of `update`, interleaved, per store and concurrency."""
+    results: dict[Cell, float] = {}
+    for name, store in stores.items():
+        for tasks in CONCURRENCIES:
+            runners = {
+                kind: partial(
+                    timed_calls,
+                    update_operation(store, kind, state, tallies[name, kind, tasks]),
+                    lane_ids(kind, tasks),
+                    tasks,
+                )
+                for kind in UPDATE_OPERATIONS
+            }
+            rates = await interleaved_rates(runners, slice_seconds, pieces, number)
+            results.update({(name, kind, tasks): rate for kind, rate in rates.items()})
+    return results
+
+
+@dataclass
+class CounterCheck:
+    """The increments that an update operation's sessions hold, against the updates done."""
+
+    store: str
+    operation: str
+    counted: int
+    done: int
+    gave_up: int
+
+    @property
+    def exact(self) -> bool:
+        """Whether every update that returned is in the counters, and nothing else is."""
+        return self.counted == self.done
+
+
+async def check_counters(
+    stores: Mapping[str, EncodedSessionStore], tallies: Mapping[Cell, Tally]
+) -> list[CounterCheck]:
+    """Compare the `turn` counters of each update operation's sessions with its tallies."""
+    checks = []
+    for name, store in stores.items():
+        for kind in UPDATE_OPERATIONS[1:]:
+            states = await store.load_many(set(lane_ids(kind, 1)))
+            counted = sum(state["turn"] for state in states.values() if state is not None)
+            cells = [tallies[name, kind, tasks] for tasks in CONCURRENCIES]
+            done = sum(tally.done for tally in cells)
+            gave_up = sum(tally.gave_up for tally in cells)
+            checks.append(CounterCheck(name, kind, counted, done, gave_up))
+    return checks
+
+
+def print_updates(
+    samples: dict[Cell, list[float]], checks: Sequence[CounterCheck], mode: Mode
+) -> None:
+    """Print update throughput with its ratio to the same store's `save`, then the counters."""
+    print(
+        f"\n== Update: ops/s, median of {mode.rounds} rounds; each round gives every operation "
+        f"{mode.update_slice_seconds:g} s per cell in {mode.pieces} interleaved pieces"
+    )
+    print(
+        "   ratio = median over rounds of the ratio to the same store's save at the same "
+        "concurrency, measured in the same round, with its (min-max)"
+    )
+    print(
+        f"  {'store':<30} {'op':<16} {'tasks':>5} {'ops/s':>10} {'spread':>7} "
+        f"{'ratio':>7} {'(min-max)':>12}"
+    )
+    for name in (VALERIE_REDIS, VALERIE_MEMORY):
+        for tasks in CONCURRENCIES:
+            for kind in UPDATE_OPERATIONS:
+                rates = samples[name, kind, tasks]
+                ratios = paired_ratios(samples, (name, kind, tasks), (name, "save", tasks))
+                print(
+                    f"  {name:<30} {kind:<16} {tasks:>5} {statistics.median(rates):>10,.0f}"
+                    f" {spread_percent(rates):>6.0f}% {statistics.median(ratios):>6.2f}x"
+                    f"  ({min(ratios):.2f}-{max(ratios):.2f})"
+                )
+            print()
+    print("  Counters: the sum of the sessions' `turn` (each update adds 1) against the updates")
+    print("  that returned, over the warm-up and every round")
+    for check in checks:
+        verdict = "match" if check.exact else "MISMATCH"
+        print(
+            f"  {check.store:<30} {check.operation:<16} {check.counted:>10,} counted, "
+            f"{check.done:>10,} updates done: {verdict}"
+            f"{f' ({check.gave_up:,} gave up after conflicts)' if check.gave_up else ''}"
+        )
+
+
+# --- Batches, against single calls ---------------------------------------------------------
+
+
+def make_batches(state: State) -> list[Batch]:
+    """Return the batches of `BATCH_SIZE` sessions that the batch section cycles over."""
+    count = SESSION_COUNT // BATCH_SIZE
+    return [
+        {session_id(number): state for number in range(first, first + BATCH_SIZE)}
+        for first in range(0, count * BATCH_SIZE, BATCH_SIZE)
+    ]
+
+
+def batch_operation(store: EncodedSessionStore, kind: str) -> Callable[[Batch], Awaitable[object]]:
+    """Return the call that one batch operation of `kind` makes on one batch of sessions."""
+    if kind == "load_many":
+        return store.load_many
+    if kind == "save_many":
+        return store.save_many
+    if kind == LOADS:
+
+        async def loads(batch: Batch) -> None:
+            for session in batch:
+                await store.load(session)
+
+        return loads
+
+    async def saves(batch: Batch) -> None:
+        for session, state in batch.items():
+            await store.save(session, state)
+
+    return saves
+
+
+async def prepare_batches(stores: Iterable[EncodedSessionStore], batches: Sequence[Batch]) -> None:
+    """Save every session of the batches, and check that `load_many` finds them all."""
+    for store in stores:
+        for batch in batches:
+            await store.save_many(batch)
+            found = await store.load_many(batch)
+            assert found == batch, f"{store!r}: load_many did not return what save_many wrote"
+
+
+async def run_batch_round(
+    stores: Mapping[str, EncodedSessionStore],
+    batches: Sequence[Batch],
+    slice_seconds: float,
+    pieces: int,
+    number: int,
+) -> dict[Cell, float]:
+    """Measure each batch call and its single calls, interleaved, in batches per second."""
+    results: dict[Cell, float] = {}
+    for name, store in stores.items():
+        for pair in BATCH_PAIRS:
+            runners = {
+                kind: partial(timed_calls, batch_operation(store, kind), batches, 1)
+                for kind in pair
+            }
+            rates = await interleaved_rates(runners, slice_seconds, pieces, number)
+            results.update({(name, kind, 1): rate for kind, rate in rates.items()})
+    return results
+
+
+def print_batches(samples: dict[Cell, list[float]], mode: Mode) -> None:
+    """Print the time per batch of each batch call and of its single calls, and the speedup."""
+    print(
+        f"\n== Batches of {BATCH_SIZE}: µs per batch, one task, median of {mode.rounds} rounds; "
+        f"each round gives every call {mode.batch_slice_seconds:g} s in {mode.pieces} "
+        "interleaved pieces"
+    )
+    print(
+        f"   speedup = median over rounds of the time of {BATCH_SIZE} single calls (awaited one "
+        "after the other) over one batch call's, measured in the same round, with its (min-max)"
+    )
+    print(
+        f"  {'store':<30} {'batch call':<12} {'µs':>8} {'spread':>7}   {'single calls':<12}"
+        f" {'µs':>8} {'spread':>7} {'speedup':>8} {'(min-max)':>12}"
+    )
+    for name in (VALERIE_REDIS, VALERIE_MEMORY):
+        for batch, singles in BATCH_PAIRS:
+            speedups = paired_ratios(samples, (name, batch, 1), (name, singles, 1))
+            cells = []
+            for kind in (batch, singles):
+                rates = samples[name, kind, 1]
+                cells.append(
+                    f"{kind:<12} {1e6 / statistics.median(rates):>8,.0f}"
+                    f" {spread_percent(rates):>6.0f}%"
+                )
+            print(
+                f"  {name:<30} {'   '.join(cells)} {statistics.median(speedups):>7.1f}x"
+                f"  ({min(speedups):.1f}-{max(speedups):.1f})"
+            )
+
+
+# --- Rounds of the update and batch sections ------------------------------------------------
+
+
+async def measure_rounds(
+    run_one: RoundRunner, mode: Mode, slice_seconds: float, section: str
+) -> dict[Cell, list[float]]:
+    """Run a warm-up round and `mode.rounds` measured rounds; return ops/s per cell per round."""
+    await run_one(mode.warmup_seconds, 1, 0)
+    samples: dict[Cell, list[float]] = {}
+    for number in range(mode.rounds):
+        started = time.perf_counter()
+        for cell, rate in (await run_one(slice_seconds, mode.pieces, number)).items():
+            samples.setdefault(cell, []).append(rate)
+        print(
+            f"  {section} round {number + 1}/{mode.rounds} done in "
+            f"{time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+    return samples
+
+
+@dataclass
+class CallFigures:
+    """What the update and batch sections measured."""
+
+    updates: dict[Cell, list[float]]
+    counters: list[CounterCheck]
+    batches: dict[Cell, list[float]]
+
+
+async def measure_calls(redis_url: str, mode: Mode, state: State) -> CallFigures:
+    """Measure `update` against `save`, then batches against single calls, on valerie's stores."""
+    stores = open_valerie_stores(redis_url)
+    tallies = {
+        (name, kind, tasks): Tally()
+        for name in stores
+        for kind in UPDATE_OPERATIONS
+        for tasks in CONCURRENCIES
+    }
+    batches = make_batches(state)
+    try:
+        for store in stores.values():
+            await prepare_updates(store, state)
+        updates = await measure_rounds(
+            partial(run_update_round, stores, tallies, state),
+            mode,
+            mode.update_slice_seconds,
+            "update",
+        )
+        counters = await check_counters(stores, tallies)
+        await prepare_batches(stores.values(), batches)
+        batch_samples = await measure_rounds(
+            partial(run_batch_round, stores, batches), mode, mode.batch_slice_seconds, "batch"
+        )
+    finally:
+        for store in stores.values():
+            await store.close()
+    return CallFigures(updates, counters, batch_samples)
 
 
 # --- Scaling of the memory store ------------------------------------------------------------
@@ -676,15 +1054,29 @@ def ratio_target(
         goal: The lowest ratio that meets the target.
     """
     kind, tasks = cell
-    ratios = round_ratios(samples, *pair, kind, tasks)
+    name, other = pair
+    description = f"{label}, {kind}, {task_count(tasks)}"
+    return paired_target(samples, (name, kind, tasks), (other, kind, tasks), description, goal)
+
+
+def paired_target(
+    samples: dict[Cell, list[float]], cell: Cell, baseline: Cell, description: str, goal: float
+) -> Target:
+    """Return the target that `cell` runs at least `goal` times as fast as `baseline`."""
+    ratios = paired_ratios(samples, cell, baseline)
     ratio = statistics.median(ratios)
     return Target(
-        description=f"{label}, {kind}, {tasks} task{'s' if tasks > 1 else ''}",
+        description=description,
         figure=ratio,
         goal=f">= {goal:.2f}x",
         met=ratio >= goal,
         detail=f"rounds {min(ratios):.2f}-{max(ratios):.2f}",
     )
+
+
+def task_count(tasks: int) -> str:
+    """Return `1 task` or `64 tasks`."""
+    return f"{tasks} task{'s' if tasks > 1 else ''}"
 
 
 def evaluate_targets(
@@ -727,6 +1119,54 @@ def evaluate_targets(
     return targets
 
 
+def call_targets(figures: CallFigures) -> list[Target]:
+    """Check the update and batch figures against their targets.
+
+    Updates on distinct sessions must reach half the throughput of `save` on both stores; a
+    batch must beat its single calls 5x on Redis; every update must be in the counters. Hot
+    sessions and memory batches are informational.
+    """
+    labels = {VALERIE_REDIS: "Redis store", VALERIE_MEMORY: "Memory store"}
+    targets = [
+        paired_target(
+            figures.updates,
+            (name, "update distinct", tasks),
+            (name, "save", tasks),
+            f"{label} update distinct / save, {task_count(tasks)}",
+            0.5,
+        )
+        for name, label in labels.items()
+        for tasks in CONCURRENCIES
+    ]
+    targets += [
+        paired_target(
+            figures.batches,
+            (VALERIE_REDIS, batch, 1),
+            (VALERIE_REDIS, singles, 1),
+            f"Redis store {batch} speedup over {singles}",
+            5.0,
+        )
+        for batch, singles in BATCH_PAIRS
+    ]
+    for name, label in labels.items():
+        checks = [check for check in figures.counters if check.store == name]
+        counted = sum(check.counted for check in checks)
+        done = sum(check.done for check in checks)
+        targets.append(
+            Target(
+                f"{label} update: counters / updates done",
+                counted / done,
+                "== 1.00x",
+                all(check.exact for check in checks),
+                ", ".join(
+                    f"{check.operation.removeprefix('update ')} {check.counted:,} / {check.done:,}"
+                    for check in checks
+                ),
+            )
+        )
+    return targets
+
+
 def print_targets(targets: Sequence[Target]) -> None:
     """Print each target as PASS or MISS with its figure."""
     print("\n== Targets")
@@ -762,7 +1202,18 @@ def environment(server: RedisServer, state: State, mode_name: str) -> dict[str, 
         "state JSON, json.dumps (peers)": f"{len(json.dumps(state).encode())} bytes",
         "session id": f"{len(session_id(0))} chars, e.g. {session_id(0)}",
         "session ids per contestant": f"{SESSION_COUNT:,}, split evenly between its tasks",
+        "update and batch sections": (
+            f"{SESSION_COUNT:,} ids per operation (hot update: 1), batches of {BATCH_SIZE}"
+        ),
     }
+
+
+def cells_json(samples: dict[Cell, list[float]]) -> list[dict[str, Any]]:
+    """Return per-round ops/s of every cell in a form JSON can hold."""
+    return [
+        {"store": name, "operation": kind, "concurrency": tasks, "rounds": rates}
+        for (name, kind, tasks), rates in samples.items()
+    ]
 
 
 async def run(arguments: argparse.Namespace) -> int:
@@ -780,13 +1231,16 @@ async def run(arguments: argparse.Namespace) -> int:
         finally:
             for contestant in contestants:
                 await contestant.close()
+        calls = await measure_calls(server.url, mode, state)
     rows = summarize(samples, {contestant.name: contestant.backend for contestant in contestants})
     print_throughput(rows, mode)
+    print_updates(calls.updates, calls.counters, mode)
+    print_batches(calls.batches, mode)
     scaling = await measure_scaling(mode, state)
     scaling_ratio = print_scaling(scaling, mode)
     memory = await measure_memory(mode.memory_sessions, state)
     print_memory(memory)
-    targets = evaluate_targets(samples, scaling_ratio, memory)
+    targets = evaluate_targets(samples, scaling_ratio, memory) + call_targets(calls)
     print_targets(targets)
     if arguments.json is not None:
         report = {
@@ -795,6 +1249,9 @@ async def run(arguments: argparse.Namespace) -> int:
             "scaling_us_per_save": {str(size): values for size, values in scaling.items()},
             "scaling_ratio": scaling_ratio,
             "memory": asdict(memory),
+            "updates_ops_per_second": cells_json(calls.updates),
+            "update_counters": [asdict(check) for check in calls.counters],
+            "batches_per_second": cells_json(calls.batches),
             "targets": [asdict(target) for target in targets],
         }
         arguments.json.write_text(json.dumps(report, indent=2) + "\n")
