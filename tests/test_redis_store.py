@@ -347,3 +347,27 @@ async def test_load_many_reports_a_key_of_another_type_as_corrupted(
     await redis_store._connection().hset(redis_store.prefix + "h", "f", "v")
     with pytest.raises(CorruptedSessionError):
         await redis_store.load_many(["h"])
+
+
+async def test_update_is_right_when_another_process_wrote_last(redis_server: RedisServer) -> None:
+    """Each store remembers the bytes it last wrote; when another store wrote meanwhile, the
+    compare-and-set fails, answers with the stored bytes, and the update is applied to them."""
+    first = RedisSessionStore(redis_server.url, prefix="cache:")
+    second = RedisSessionStore(redis_server.url, prefix="cache:")
+    async with first, second:
+        for _ in range(10):
+            for store in (first, second):
+                await store.update("c", lambda s: {"n": (s or {"n": 0})["n"] + 1})
+        await second.save("c", {"n": 100})  # a plain save the first store never saw
+        await first.delete("c")
+        await second.update("c", lambda s: {"n": -1 if s is None else s["n"] + 1})
+        assert await first.load("c") == {"n": -1}
+        await second.save("c", {"n": 7})
+        assert await first.update("c", lambda s: {"n": (s or {"n": 0})["n"] + 1}) == {"n": 8}
+
+
+def test_update_cache_size_is_checked() -> None:
+    """update_cache_size must be an int >= 0 (0 turns the cache off)."""
+    RedisSessionStore(update_cache_size=0)
+    with pytest.raises(ConfigurationError, match="update_cache_size"):
+        RedisSessionStore(update_cache_size=-1)

@@ -217,20 +217,24 @@ class EncodedSessionStore(SessionStore):
         seconds = self._ttl_or_default(ttl)
         if type(attempts) is not int or attempts < 1:
             raise ValueError(f"attempts must be an int >= 1, got {attempts!r}")
+        previous = await self._read_for_update(session_id)
         for attempt in range(attempts):
-            data = await self._read(session_id)
-            version = version_of(data)
-            result = fn(None if data is None else DEFAULT_CODEC.decode(data))
+            result = fn(None if previous is None else DEFAULT_CODEC.decode(previous))
             new_state = await result if inspect.isawaitable(result) else result
             if new_state is None:
-                if data is None or await self._remove_if(session_id, version):
+                if previous is None:
                     return None
+                new_data, copy = None, None
             else:
-                new_data = DEFAULT_CODEC.encode(new_state)
-                if await self._write_if(session_id, new_data, seconds, version):
-                    return DEFAULT_CODEC.decode(new_data)
-            if attempt + 1 < attempts:
+                new_data, copy = DEFAULT_CODEC.encode_with_copy(new_state)
+            swapped, previous = await self._swap(session_id, previous, new_data, seconds)
+            if swapped:
+                return copy
+            if 0 < attempt < attempts - 1:
+                # Contended: back off, then read afresh (what the swap returned has aged).
+                # The first retry goes at once with the bytes the failed swap returned.
                 await asyncio.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))
+                previous = await self._read(session_id)
         raise VersionConflictError(
             f"update gave up after {attempts} attempts, each meeting a concurrent change; "
             "raise attempts, or serialize the writers with lock()"
@@ -368,6 +372,28 @@ class EncodedSessionStore(SessionStore):
     async def _remove_if(self, session_id: str, version: str) -> bool:
         """Remove only if the stored bytes have `version`, atomically; True if now absent."""
         raise _unsupported(self, "_remove_if")
+
+    async def _read_for_update(self, session_id: str) -> bytes | None:
+        """Return the bytes `update` starts from: the stored ones, or a recent guess of them.
+
+        A wrong guess costs one failed `_swap`, which returns the stored bytes.
+        """
+        return await self._read(session_id)
+
+    async def _swap(
+        self, session_id: str, previous: bytes | None, data: bytes | None, ttl_seconds: int
+    ) -> tuple[bool, bytes | None]:
+        """Replace `previous` by `data` (None: delete) if the stored bytes still are `previous`.
+
+        Atomic, and never retried by the backend. Returns whether it swapped and, when it did
+        not, the bytes stored now, so that `update` can try again without another read.
+        """
+        version = version_of(previous)
+        if data is None:
+            swapped = await self._remove_if(session_id, version)
+        else:
+            swapped = await self._write_if(session_id, data, ttl_seconds, version)
+        return swapped, None if swapped else await self._read(session_id)
 
     async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         """Return the bytes and renew the TTL, atomically."""

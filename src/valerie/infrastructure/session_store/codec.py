@@ -138,8 +138,8 @@ def _validate(state: Mapping[str, Any], check_strings: bool) -> None:
         raise SerializationError(f"{path} {invalid.reason}; nothing was saved", path=path) from None
 
 
-def _orjson_if_plainly_valid(state: Mapping[str, Any]) -> bytes | None:
-    """Return orjson's encoding of `state` when it obviously follows the rules, else `None`.
+def _orjson_if_plainly_valid(state: Mapping[str, Any]) -> tuple[bytes, SessionState] | None:
+    """Return orjson's encoding of `state`, and its decoding, if `state` plainly obeys the rules.
 
     A shortcut past the walk for the common case. orjson refuses non-str keys, nesting beyond
     `MAX_DEPTH`, out-of-range ints and (with these options) datetimes, dataclasses and
@@ -152,7 +152,8 @@ def _orjson_if_plainly_valid(state: Mapping[str, Any]) -> bytes | None:
         data: bytes = orjson.dumps(state, option=_ORJSON_STRICT)
     except orjson.JSONEncodeError:
         return None
-    return data if orjson.loads(data) == state else None
+    copy = orjson.loads(data)
+    return (data, copy) if copy == state else None
 
 
 def _reject_constant(name: str) -> Any:
@@ -196,6 +197,18 @@ class StateCodec:
             SerializationError: `state` breaks a rule of this module; the message names the
                 path of the offending value and how to fix it.
         """
+        return self._encode(state)[0]
+
+    def encode_with_copy(self, state: Mapping[str, Any]) -> tuple[bytes, SessionState]:
+        """Return the JSON of `state` and what decoding it gives, often at no extra cost.
+
+        Raises:
+            SerializationError: As `encode`.
+        """
+        data, copy = self._encode(state)
+        return data, self.decode(data) if copy is None else copy
+
+    def _encode(self, state: Mapping[str, Any]) -> tuple[bytes, SessionState | None]:
         if not isinstance(state, dict):
             if not isinstance(state, Mapping):
                 raise SerializationError(
@@ -203,18 +216,18 @@ class StateCodec:
                 )
             state = dict(state)
         if self._fast:
-            data = _orjson_if_plainly_valid(state)
-            if data is not None:
-                return data
+            encoded = _orjson_if_plainly_valid(state)
+            if encoded is not None:
+                return encoded
         _validate(state, check_strings=False)
         try:
-            return self._dumps(state)
+            return self._dumps(state), None
         except (TypeError, ValueError):
             # Valid states the fast encoder cannot take (tuple subclasses such as
             # namedtuples) go to the standard library; invalid strings fail there too.
             pass
         try:
-            return _stdlib_dumps(state)
+            return _stdlib_dumps(state), None
         except (TypeError, ValueError) as error:
             _validate(state, check_strings=True)
             raise SerializationError(f"state cannot be encoded as JSON: {error}") from None

@@ -130,6 +130,20 @@ class InMemorySessionStore(EncodedSessionStore):
         self._put(session_id, data, ttl_seconds)
         return True
 
+    async def _swap(
+        self, session_id: str, previous: bytes | None, data: bytes | None, ttl_seconds: int
+    ) -> tuple[bool, bytes | None]:
+        entry = self._live_entry(session_id)
+        current = None if entry is None else entry[0]
+        # `is` first: unchanged, the entry still holds the very object update read.
+        if current is not previous and current != previous:
+            return False, current
+        if data is None:
+            await self._remove(session_id)
+        else:
+            self._put(session_id, data, ttl_seconds)
+        return True, None
+
     async def _remove_if(self, session_id: str, version: str) -> bool:
         entry = self._live_entry(session_id)
         if entry is None:

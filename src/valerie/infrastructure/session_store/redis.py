@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, cast
 
@@ -47,6 +48,22 @@ elseif ARGV[1] ~= 'absent' then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
 return 1
+"""
+# update's compare-and-set: compares the bytes themselves (no hashing on either side) and, on a
+# conflict, answers with the bytes stored now, so the next attempt needs no extra read.
+_SWAP = """
+local current = redis.call('GET', KEYS[1])
+local expected = ARGV[1] == '1'
+if (current and expected and current == ARGV[2]) or (not current and not expected) then
+    if ARGV[3] == '1' then
+        redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[5])
+    else
+        redis.call('DEL', KEYS[1])
+    end
+    return {1}
+end
+if current then return {0, current} end
+return {0}
 """
 _REMOVE_IF = """
 local current = redis.call('GET', KEYS[1])
@@ -92,6 +109,9 @@ class RedisSessionStore(EncodedSessionStore):
             parameters are passed to redis-py (e.g. `?ssl_ca_certs=/ca.pem`).
         client: A redis-py client (`Redis` or `RedisCluster`) to use instead of one built
             from `redis_url`; the store never closes it.
+        update_cache_size: Sessions whose last bytes `update` remembers, so that an update
+            of a session this process wrote last takes one round trip (a stale guess costs
+            nothing extra: the compare-and-set answers with the stored bytes). 0 disables it.
         prefix: Starts every key of this store; stores with different prefixes never meet.
         default_ttl: The TTL used when `save` is called without one.
         timeout: Seconds a connection attempt or a command may take.
@@ -108,6 +128,7 @@ class RedisSessionStore(EncodedSessionStore):
         "_client",
         "_injected",
         "_loop",
+        "_recent",
         "_slots",
         "_target",
         "max_connections",
@@ -115,6 +136,7 @@ class RedisSessionStore(EncodedSessionStore):
         "redis_url",
         "retries",
         "timeout",
+        "update_cache_size",
     )
 
     def __init__(
@@ -127,6 +149,7 @@ class RedisSessionStore(EncodedSessionStore):
         retries: int = 2,
         max_connections: int = 64,
         client: RedisClient | None = None,
+        update_cache_size: int = 1024,
     ) -> None:
         _require_redis()
         from . import redis_topology
@@ -153,6 +176,12 @@ class RedisSessionStore(EncodedSessionStore):
         self.timeout = float(timeout)
         self.retries = retries
         self.max_connections = max_connections
+        if type(update_cache_size) is not int or update_cache_size < 0:
+            raise ConfigurationError(
+                f"update_cache_size must be an int >= 0, got {update_cache_size!r}"
+            )
+        self.update_cache_size = update_cache_size
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._client: RedisClient | None = client
         self._injected = client is not None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -203,6 +232,37 @@ class RedisSessionStore(EncodedSessionStore):
 
     async def _remove_if(self, session_id: str, version: str) -> bool:
         return bool(await self._script(_REMOVE_IF, self.prefix + session_id, version))
+
+    async def _read_for_update(self, session_id: str) -> bytes | None:
+        # What this store last saw of the session, if it is recent: right whenever this
+        # process had the previous turn, and then an update takes one round trip, not two.
+        cached = self._recent.get(session_id)
+        return cached if cached is not None else await self._read(session_id)
+
+    async def _swap(
+        self, session_id: str, previous: bytes | None, data: bytes | None, ttl_seconds: int
+    ) -> tuple[bool, bytes | None]:
+        reply = await self._script(
+            _SWAP,
+            self.prefix + session_id,
+            "0" if previous is None else "1",
+            previous or b"",
+            "0" if data is None else "1",
+            data or b"",
+            ttl_seconds,
+        )
+        swapped = reply[0] == 1
+        current = data if swapped else (reply[1] if len(reply) > 1 else None)
+        self._remember(session_id, current)
+        return swapped, None if swapped else current
+
+    def _remember(self, session_id: str, data: bytes | None) -> None:
+        recent = self._recent
+        recent.pop(session_id, None)
+        if data is not None and self.update_cache_size:
+            recent[session_id] = data
+            if len(recent) > self.update_cache_size:
+                recent.popitem(last=False)
 
     async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         data: bytes | None = await self._execute(
