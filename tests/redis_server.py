@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 INSTALL_HINT = (
     "redis-server is not on PATH, and the tests need a real one (they start their own on free "
@@ -41,13 +42,25 @@ class RedisServer:
     persistence.
     """
 
-    def __init__(self, port: int | None = None, *extra_args: str) -> None:
+    def __init__(
+        self, port: int | None = None, *extra_args: str, config_file: Path | None = None
+    ) -> None:
+        """Prepare (not start) a server.
+
+        Args:
+            port: The port to listen on; a free one if not given.
+            *extra_args: More `--option value` arguments; they override the defaults.
+            config_file: A config file to load first, for what the command line cannot say
+                (a Sentinel's `sentinel monitor ...` lines). Sentinel rewrites its file, so it
+                should live in this server's `directory` or another private one.
+        """
         executable = shutil.which("redis-server")
         if executable is None:
             raise RedisServerMissing(INSTALL_HINT)
         self.executable = executable
         self.port = port or free_port()
         self.extra_args = extra_args
+        self.config_file = config_file
         self.directory = Path(tempfile.mkdtemp(prefix="valerie-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -58,29 +71,56 @@ class RedisServer:
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", str(self.directory),
-                "--logfile", str(self.directory / "redis.log"),
-                *self.extra_args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        deadline = time.monotonic() + 10
+        self.spawn()
+        self.wait_until_ready()
+
+    def spawn(self) -> None:
+        """Start the server process without waiting for it (to start several at once)."""
+        # A primary writes an RDB file for each full sync to a replica (unless syncing
+        # disklessly); loaded at a restart, it would bring data back.
+        (self.directory / "dump.rdb").unlink(missing_ok=True)
+        # The config file must come first; errors in it go to stderr, before the log is open.
+        config = [str(self.config_file)] if self.config_file is not None else []
+        with (self.directory / "stderr.log").open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [
+                    self.executable,
+                    *config,
+                    "--port", str(self.port),
+                    "--bind", "127.0.0.1",
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--dir", str(self.directory),
+                    "--logfile", str(self.directory / "redis.log"),
+                    *self.extra_args,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )  # fmt: skip
+
+    def wait_until_ready(self, timeout: float = 10) -> None:
+        """Wait until the spawned server answers PING.
+
+        Raises:
+            RuntimeError: It exited (the message quotes its output) or stayed silent.
+        """
+        assert self.process is not None, "spawn() the server first"
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                log = (self.directory / "redis.log").read_text(errors="replace")
-                raise RuntimeError(f"redis-server on port {self.port} exited:\n{log[-2000:]}")
+                raise RuntimeError(f"redis-server on port {self.port} exited:\n{self.output()}")
             if self.ping():
                 return
             time.sleep(0.02)
-        raise RuntimeError(f"redis-server on port {self.port} did not answer PING within 10 s")
+        raise RuntimeError(
+            f"redis-server on port {self.port} did not answer PING within {timeout} s"
+        )
+
+    def output(self, limit: int = 2000) -> str:
+        """Return the end of what the server wrote to stderr and its log (to explain a failure)."""
+        paths = (self.directory / "stderr.log", self.directory / "redis.log")
+        texts = [path.read_text(errors="replace") for path in paths if path.exists()]
+        return "".join(texts)[-limit:]
 
     def ping(self) -> bool:
         """Return whether the server answers PING right now."""
@@ -136,7 +176,7 @@ class RedisServer:
         self.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> RedisServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
