@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.redis_deployments import ClusterDeployment, SentinelDeployment, TlsRedisServer
 from tests.redis_server import RedisServer, RedisServerMissing
 from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, RedisSessionStore
 
-BACKENDS = ("memory", "redis")
+# Every contract test runs on each: the memory store, and the Redis store on one server, over
+# TLS and through Sentinel. Cluster is not in the list yet: see tests/test_cluster.py.
+BACKENDS = ("memory", "redis", "redis-tls", "redis-sentinel")
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +25,44 @@ def redis_server() -> Iterator[RedisServer]:
         pytest.fail(str(missing), pytrace=False)
     with server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tls_server() -> Iterator[TlsRedisServer]:
+    """A TLS-only redis-server with a test CA, for the session."""
+    try:
+        server = TlsRedisServer()
+    except RedisServerMissing as missing:
+        pytest.fail(str(missing), pytrace=False)
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sentinel_deployment() -> Iterator[SentinelDeployment]:
+    """A primary, a replica and three sentinels, shared by the tests that do not break them."""
+    with SentinelDeployment() as deployment:
+        yield deployment
+
+
+@pytest.fixture(scope="session")
+def cluster_deployment() -> Iterator[ClusterDeployment]:
+    """A three-primary cluster, shared by the tests that do not break it."""
+    with ClusterDeployment(primaries=3) as deployment:
+        yield deployment
+
+
+def backend_url(request: pytest.FixtureRequest, backend: str) -> str:
+    """The URL of the Redis deployment behind a backend name."""
+    if backend == "redis-tls":
+        tls: TlsRedisServer = request.getfixturevalue("tls_server")
+        return tls.verified_url(client_cert=True)
+    if backend == "redis-sentinel":
+        return str(request.getfixturevalue("sentinel_deployment").url)
+    if backend == "redis-cluster":
+        return str(request.getfixturevalue("cluster_deployment").url)
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return server.url
 
 
 @pytest.fixture
@@ -38,7 +79,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[EncodedSessionS
         async with InMemorySessionStore() as memory_store:
             yield memory_store
     else:
-        server: RedisServer = request.getfixturevalue("redis_server")
         prefix = f"test:{uuid.uuid4().hex}:"
-        async with RedisSessionStore(server.url, prefix=prefix) as redis_store:
+        url = backend_url(request, request.param)
+        async with RedisSessionStore(url, prefix=prefix) as redis_store:
             yield redis_store

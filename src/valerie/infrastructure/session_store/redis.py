@@ -338,11 +338,13 @@ class RedisSessionStore(EncodedSessionStore):
         slots = self._slots
         await self._take_slot(slots)
         try:
-            return await client.execute_command(*command, target_nodes=node)
+            reply = await client.execute_command(*command, target_nodes=node)
         except Exception as error:
             self._fail(error, "SCAN")
         finally:
             slots.release()
+        # Some redis-py versions answer a command sent to given nodes with {node name: reply}.
+        return next(iter(reply.values())) if isinstance(reply, dict) else reply
 
     async def _scan(self) -> AsyncIterator[str]:
         start = len(self.prefix.encode())
