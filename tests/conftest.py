@@ -12,8 +12,8 @@ from tests.redis_server import RedisServer, RedisServerMissing
 from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, RedisSessionStore
 
 # Every contract test runs on each: the memory store, and the Redis store on one server, over
-# TLS and through Sentinel. Cluster is not in the list yet: see tests/test_cluster.py.
-BACKENDS = ("memory", "redis", "redis-tls", "redis-sentinel")
+# TLS, through Sentinel and on a Cluster.
+BACKENDS = ("memory", "redis", "redis-tls", "redis-sentinel", "redis-cluster")
 
 
 @pytest.fixture(scope="session")

@@ -343,8 +343,11 @@ class RedisSessionStore(EncodedSessionStore):
             self._fail(error, "SCAN")
         finally:
             slots.release()
-        # Some redis-py versions answer a command sent to given nodes with {node name: reply}.
-        return next(iter(reply.values())) if isinstance(reply, dict) else reply
+        # redis-py's cluster callback for SCAN answers ({node name: cursor}, keys).
+        cursor, keys = reply
+        if isinstance(cursor, dict):
+            (cursor,) = cursor.values()
+        return cursor, keys
 
     async def _scan(self) -> AsyncIterator[str]:
         start = len(self.prefix.encode())
@@ -433,9 +436,12 @@ class RedisSessionStore(EncodedSessionStore):
         slots = self._slots
         await self._take_slot(slots)
         try:
+            # Learn the slot map before any command: redis-py lets commands that race a first
+            # initialization go to wrong nodes, and after a few MOVED replies it drops every
+            # connection, including those other tasks are using. A no-op once initialized.
+            await client.initialize()
             options: dict[str, Any] = {}
             if not retry:
-                await client.initialize()
                 options["target_nodes"] = client.get_node_from_key(_key_of(command))
             return await client.execute_command(*command, **options)
         except Exception as error:
@@ -449,6 +455,8 @@ class RedisSessionStore(EncodedSessionStore):
         slots = self._slots
         await self._take_slot(slots)
         try:
+            if _is_cluster(client):
+                await client.initialize()  # see _execute_on_cluster
             pipeline = client.pipeline(transaction=False)
             for command in commands:
                 pipeline.execute_command(*command)
