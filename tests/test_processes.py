@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests import workers
+from tests.conftest import backend_url
 from tests.redis_server import RedisServer
 from valerie.infrastructure import RedisSessionStore
 
@@ -38,11 +39,16 @@ async def counter(url: str, prefix: str) -> Any:
         return None if state is None else state["count"]
 
 
-async def test_4_processes_x_250_updates_end_at_exactly_1000(redis_server: RedisServer) -> None:
-    """update is atomic across processes: 1,000 increments from 4 processes, none lost."""
+@pytest.mark.parametrize("backend", ["redis", "redis-cluster"])
+async def test_4_processes_x_250_updates_end_at_exactly_1000(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
+    """update is atomic across processes: 1,000 increments from 4 processes, none lost, on one
+    server and on a cluster."""
+    url = backend_url(request, backend)
     prefix = f"procs:{uuid.uuid4().hex}:"
-    run_processes(workers.update_increments, redis_server.url, prefix, 250)
-    assert await counter(redis_server.url, prefix) == 1000
+    run_processes(workers.update_increments, url, prefix, 250)
+    assert await counter(url, prefix) == 1000
 
 
 async def test_the_same_with_plain_load_and_save_loses_updates(redis_server: RedisServer) -> None:
@@ -52,11 +58,15 @@ async def test_the_same_with_plain_load_and_save_loses_updates(redis_server: Red
     assert await counter(redis_server.url, prefix) < 1000
 
 
-async def test_processes_under_the_lease_never_interleave(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("backend", ["redis", "redis-cluster"])
+async def test_processes_under_the_lease_never_interleave(
+    request: pytest.FixtureRequest, backend: str
+) -> None:
     """Plain load/save turns from 4 processes lose nothing when each holds the lease."""
+    url = backend_url(request, backend)
     prefix = f"procs:{uuid.uuid4().hex}:"
-    run_processes(workers.leased_increments, redis_server.url, prefix, 50)
-    assert await counter(redis_server.url, prefix) == 200
+    run_processes(workers.leased_increments, url, prefix, 50)
+    assert await counter(url, prefix) == 200
 
 
 async def test_a_killed_holder_blocks_others_only_until_its_lease_expires(

@@ -10,7 +10,12 @@ from collections.abc import Iterator
 import pytest
 from redis.asyncio import Redis
 
-from tests.redis_deployments import SentinelDeployment, TlsRedisServer, create_acl_user
+from tests.redis_deployments import (
+    ClusterDeployment,
+    SentinelDeployment,
+    TlsRedisServer,
+    create_acl_user,
+)
 from tests.redis_server import RedisServer
 from valerie.infrastructure import (
     BackendError,
@@ -55,6 +60,38 @@ async def test_sentinel_failover_is_survived_by_the_same_store(
             f"s{n}": {"n": n} for n in range(50)
         }
         assert await store.update("s1", lambda s: {"n": (s or {"n": 0})["n"] + 1}) == {"n": 2}
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[ClusterDeployment]:
+    """Three primaries with a replica each, of this test's own."""
+    with ClusterDeployment(primaries=3, replicas_per_primary=1) as deployment:
+        yield deployment
+
+
+@pytest.mark.slow
+async def test_cluster_failover_is_survived_by_the_same_store(
+    private_cluster: ClusterDeployment,
+) -> None:
+    """Kill a primary: calls fail fast or succeed; once its replica is promoted the same store
+    serves every slot again, with the sessions replicated before the kill."""
+    ids = [f"s{n}" for n in range(300)]
+    async with RedisSessionStore(private_cluster.url, prefix="cfail:", timeout=0.5) as store:
+        await store.save_many({session_id: {"id": session_id} for session_id in ids})
+        private_cluster.wait_until_replicated()
+        private_cluster.primaries[0].kill()
+        deadline = time.monotonic() + 30
+        while True:
+            started = time.monotonic()
+            try:
+                loaded = await store.load_many(ids)
+                await store.update("s1", lambda s: {**(s or {}), "after": True})
+                break
+            except BackendUnavailableError:
+                assert time.monotonic() - started < 5  # each call bounded by its timeouts
+                assert time.monotonic() < deadline, "the cluster did not recover within 30 s"
+        assert loaded == {session_id: {"id": session_id} for session_id in ids}
+        assert await store.count() == 300
 
 
 async def test_tls_with_an_acl_user_limited_to_the_prefix(tls_server: TlsRedisServer) -> None:
