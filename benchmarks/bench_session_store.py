@@ -20,6 +20,10 @@ It starts its own `redis-server` on a free loopback port (never 6379) and measur
    the rounds, the counters held by the sessions are checked against the updates done.
 5. Batches: `load_many` and `save_many` of 100 sessions against 100 single `load` or `save`
    calls awaited one after the other, by one task, on valerie's two stores.
+6. Cluster: valerie's `RedisSessionStore` through a 3-primary Redis Cluster (started by the
+   script, on loopback, no replicas) against the same store on the private standalone server:
+   `save`, `load` and a turn at 1 and 64 tasks, with the same state and the same UUID ids,
+   whose keys spread over every slot and so over every primary.
 
 The machine is assumed noisy (a 2-core VM whose speed swings by tens of percent): every round
 gives each contestant the same time per (operation, concurrency) cell, cut into short pieces
@@ -33,8 +37,9 @@ that the contestants take in turns, in an order rotated every piece. How to read
 - The `+ orjson` raw client is a reference, not a target: it shows what a bare client gets
   from the faster encoder that valerie's `fast` extra uses.
 - In the update and batch sections, the ratio is paired the same way, with the same store's
-  `save` (updates) or its 100 single calls (batches) as the baseline; those sections run their
-  own rounds, after the throughput section.
+  `save` (updates) or its 100 single calls (batches) as the baseline; in the cluster section,
+  with the store on the standalone server. Those sections run their own rounds, after the
+  throughput section.
 
 The run ends with the targets, each marked PASS or MISS with its figure.
 """
@@ -58,7 +63,7 @@ import tracemalloc
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
@@ -80,7 +85,9 @@ from valerie.infrastructure.session_store import (
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.redis_server import RedisServer  # noqa: E402 - importable once ROOT is on sys.path
+# E402: importable once ROOT is on sys.path.
+from tests.redis_deployments import ClusterDeployment  # noqa: E402
+from tests.redis_server import RedisServer  # noqa: E402
 
 TTL_SECONDS = 3600
 SESSION_COUNT = 1024
@@ -99,6 +106,9 @@ LITESTAR_MEMORY = "litestar MemoryStore"
 VALERIE_MEMORY = "valerie InMemorySessionStore"
 VALERIE_REDIS = "valerie RedisSessionStore"
 LITESTAR_REDIS = "litestar RedisStore"
+STANDALONE = "valerie RedisSessionStore, standalone"
+CLUSTER = "valerie RedisSessionStore, cluster"
+CLUSTER_PRIMARIES = 3
 
 State = dict[str, Any]
 Operation = Callable[[str], Awaitable[object]]
@@ -456,12 +466,13 @@ async def run_round(
     contestants: Sequence[Contestant],
     ids: Sequence[str],
     state: State,
-    mode: Mode,
+    slice_seconds: float,
+    pieces: int,
     number: int,
 ) -> dict[Cell, float]:
-    """Measure every contestant for `mode.slice_seconds` per operation and concurrency.
+    """Measure every contestant for `slice_seconds` per operation and concurrency.
 
-    For each (operation, concurrency), the slice is cut into `mode.pieces` pieces and the
+    For each (operation, concurrency), the slice is cut into `pieces` pieces and the
     contestants take turns piece by piece (`interleaved_rates`).
     """
     results: dict[Cell, float] = {}
@@ -473,7 +484,7 @@ async def run_round(
                 )
                 for contestant in contestants
             }
-            rates = await interleaved_rates(runners, mode.slice_seconds, mode.pieces, number)
+            rates = await interleaved_rates(runners, slice_seconds, pieces, number)
             results.update({(name, kind, tasks): rate for name, rate in rates.items()})
     return results
 
@@ -491,13 +502,14 @@ async def measure_throughput(
     try:
         # Warm-up: opens every connection pool to its full size and fills the stores.
         await prepopulate(contestants, ids, state)
-        warmup = replace(mode, slice_seconds=mode.warmup_seconds, pieces=1)
-        await run_round(contestants, ids, state, warmup, number=0)
+        await run_round(contestants, ids, state, mode.warmup_seconds, 1, 0)
         for number in range(mode.rounds):
             await admin.flushall()
             await prepopulate(contestants, ids, state)
             started = time.perf_counter()
-            results = await run_round(contestants, ids, state, mode, number)
+            results = await run_round(
+                contestants, ids, state, mode.slice_seconds, mode.pieces, number
+            )
             for cell, rate in results.items():
                 samples.setdefault(cell, []).append(rate)
             print(
@@ -917,6 +929,91 @@ async def measure_calls(redis_url: str, mode: Mode, state: State) -> CallFigures
     return CallFigures(updates, counters, batch_samples)
 
 
+# --- Cluster, against standalone ------------------------------------------------------------
+
+
+@dataclass
+class ClusterFigures:
+    """What the cluster section measured."""
+
+    samples: dict[Cell, list[float]]
+    keys_per_primary: list[int]
+
+
+async def count_keys(cluster: ClusterDeployment) -> list[int]:
+    """Return how many keys each primary of `cluster` holds, in port order."""
+    counts = []
+    for node in sorted(cluster.primaries, key=lambda node: node.port):
+        client = Redis.from_url(node.url)
+        try:
+            counts.append(await client.dbsize())
+        finally:
+            await client.aclose()
+    return counts
+
+
+async def measure_cluster(
+    server_url: str, cluster: ClusterDeployment, mode: Mode, state: State
+) -> ClusterFigures:
+    """Measure valerie's Redis store through `cluster` and on the server at `server_url`.
+
+    Both stores use the same prefix and the same `SESSION_COUNT` UUID ids, filled once before
+    the warm-up; the operations only overwrite them, so nothing is flushed between rounds.
+    """
+    contestants = [
+        ValerieContestant(
+            name,
+            "redis",
+            RedisSessionStore(url, prefix="bench:topology:", default_ttl=TTL_SECONDS),
+        )
+        for name, url in ((STANDALONE, server_url), (CLUSTER, cluster.url))
+    ]
+    ids = [session_id(number) for number in range(SESSION_COUNT)]
+    try:
+        await prepopulate(contestants, ids, state)
+        keys = await count_keys(cluster)
+        samples = await measure_rounds(
+            partial(run_round, contestants, ids, state), mode, mode.slice_seconds, "cluster"
+        )
+    finally:
+        for contestant in contestants:
+            await contestant.close()
+    return ClusterFigures(samples, keys)
+
+
+def print_cluster(figures: ClusterFigures, mode: Mode) -> None:
+    """Print the store's ops/s on the standalone server and through the cluster, and the ratio."""
+    print(
+        f"\n== Cluster: {VALERIE_REDIS} through a {CLUSTER_PRIMARIES}-primary Redis Cluster "
+        f"against the standalone server, ops/s, median of {mode.rounds} rounds; each round "
+        f"gives each store {mode.slice_seconds:g} s per cell in {mode.pieces} interleaved pieces"
+    )
+    print(
+        "   ratio = median over rounds of cluster / standalone measured in the same round, "
+        "with its (min-max)"
+    )
+    print(
+        f"   keys per primary: {', '.join(f'{count:,}' for count in figures.keys_per_primary)}"
+        f" (of {SESSION_COUNT:,} ids)"
+    )
+    print(
+        f"  {'op':<5} {'tasks':>5} {'standalone':>11} {'spread':>7} {'cluster':>11} {'spread':>7}"
+        f" {'ratio':>7} {'(min-max)':>12}"
+    )
+    samples = figures.samples
+    for kind in OPERATIONS:
+        for tasks in CONCURRENCIES:
+            cells = []
+            for name in (STANDALONE, CLUSTER):
+                rates = samples[name, kind, tasks]
+                cells.append(f"{statistics.median(rates):>11,.0f} {spread_percent(rates):>6.0f}%")
+            ratios = round_ratios(samples, CLUSTER, STANDALONE, kind, tasks)
+            print(
+                f"  {kind:<5} {tasks:>5} {' '.join(cells)} {statistics.median(ratios):>6.2f}x"
+                f"  ({min(ratios):.2f}-{max(ratios):.2f})"
+            )
+
+
 # --- Scaling of the memory store ------------------------------------------------------------
 
 
@@ -1167,6 +1264,21 @@ def call_targets(figures: CallFigures) -> list[Target]:
     return targets
 
 
+def cluster_targets(figures: ClusterFigures) -> list[Target]:
+    """Check that the Redis store keeps 0.8x its standalone throughput through the cluster."""
+    tasks = CONCURRENCIES[-1]
+    return [
+        paired_target(
+            figures.samples,
+            (CLUSTER, kind, tasks),
+            (STANDALONE, kind, tasks),
+            f"Redis store cluster / standalone, {kind}, {task_count(tasks)}",
+            0.8,
+        )
+        for kind in OPERATIONS
+    ]
+
+
 def print_targets(targets: Sequence[Target]) -> None:
     """Print each target as PASS or MISS with its figure."""
     print("\n== Targets")
@@ -1205,6 +1317,7 @@ def environment(server: RedisServer, state: State, mode_name: str) -> dict[str, 
         "update and batch sections": (
             f"{SESSION_COUNT:,} ids per operation (hot update: 1), batches of {BATCH_SIZE}"
         ),
+        "cluster section": f"{CLUSTER_PRIMARIES} primaries, no replicas, {SESSION_COUNT:,} ids",
     }
 
 
@@ -1232,15 +1345,22 @@ async def run(arguments: argparse.Namespace) -> int:
             for contestant in contestants:
                 await contestant.close()
         calls = await measure_calls(server.url, mode, state)
+        with ClusterDeployment(primaries=CLUSTER_PRIMARIES) as cluster:
+            topology = await measure_cluster(server.url, cluster, mode, state)
     rows = summarize(samples, {contestant.name: contestant.backend for contestant in contestants})
     print_throughput(rows, mode)
     print_updates(calls.updates, calls.counters, mode)
     print_batches(calls.batches, mode)
+    print_cluster(topology, mode)
     scaling = await measure_scaling(mode, state)
     scaling_ratio = print_scaling(scaling, mode)
     memory = await measure_memory(mode.memory_sessions, state)
     print_memory(memory)
-    targets = evaluate_targets(samples, scaling_ratio, memory) + call_targets(calls)
+    targets = [
+        *evaluate_targets(samples, scaling_ratio, memory),
+        *call_targets(calls),
+        *cluster_targets(topology),
+    ]
     print_targets(targets)
     if arguments.json is not None:
         report = {
@@ -1252,6 +1372,8 @@ async def run(arguments: argparse.Namespace) -> int:
             "updates_ops_per_second": cells_json(calls.updates),
             "update_counters": [asdict(check) for check in calls.counters],
             "batches_per_second": cells_json(calls.batches),
+            "cluster_ops_per_second": cells_json(topology.samples),
+            "cluster_keys_per_primary": topology.keys_per_primary,
             "targets": [asdict(target) for target in targets],
         }
         arguments.json.write_text(json.dumps(report, indent=2) + "\n")

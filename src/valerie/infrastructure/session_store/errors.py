@@ -66,3 +66,17 @@ class SessionLockedError(SessionStoreError, TimeoutError):
 
 class LockNotOwnedError(SessionStoreError):
     """A lock was released or extended by someone who no longer holds it (it had expired)."""
+
+
+class ReplicationError(BackendError):
+    """A write reached the primary but fewer replicas than `min_replicas` confirmed it in time.
+
+    The write is on the primary (a later read sees it), but a failover now could lose it.
+
+    Attributes:
+        acknowledged: How many replicas did confirm it.
+    """
+
+    def __init__(self, message: str, acknowledged: int) -> None:
+        super().__init__(message)
+        self.acknowledged = acknowledged

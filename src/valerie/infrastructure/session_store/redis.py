@@ -19,6 +19,7 @@ from .errors import (
     ConfigurationError,
     CorruptedSessionError,
     MissingDependencyError,
+    ReplicationError,
 )
 from .urls import mask_url, parse_redis_url
 from .validation import TTL, check_prefix
@@ -109,6 +110,11 @@ class RedisSessionStore(EncodedSessionStore):
             parameters are passed to redis-py (e.g. `?ssl_ca_certs=/ca.pem`).
         client: A redis-py client (`Redis` or `RedisCluster`) to use instead of one built
             from `redis_url`; the store never closes it.
+        min_replicas: After each write, wait (Redis `WAIT`) until this many replicas have it,
+            up to `replica_timeout` seconds, else raise `ReplicationError` (the write stays on
+            the primary). Narrows, but does not close, the window in which a failover loses
+            acknowledged writes: Redis replication stays asynchronous. Not on Cluster yet.
+        replica_timeout: Seconds `min_replicas` waits; below `timeout` (default: half of it).
         update_cache_size: Sessions whose last bytes `update` remembers, so that an update
             of a session this process wrote last takes one round trip (a stale guess costs
             nothing extra: the compare-and-set answers with the stored bytes). 0 disables it.
@@ -132,8 +138,10 @@ class RedisSessionStore(EncodedSessionStore):
         "_slots",
         "_target",
         "max_connections",
+        "min_replicas",
         "prefix",
         "redis_url",
+        "replica_timeout",
         "retries",
         "timeout",
         "update_cache_size",
@@ -150,6 +158,8 @@ class RedisSessionStore(EncodedSessionStore):
         max_connections: int = 64,
         client: RedisClient | None = None,
         update_cache_size: int = 1024,
+        min_replicas: int = 0,
+        replica_timeout: float | None = None,
     ) -> None:
         _require_redis()
         from . import redis_topology
@@ -181,6 +191,26 @@ class RedisSessionStore(EncodedSessionStore):
                 f"update_cache_size must be an int >= 0, got {update_cache_size!r}"
             )
         self.update_cache_size = update_cache_size
+        if type(min_replicas) is not int or min_replicas < 0:
+            raise ConfigurationError(f"min_replicas must be an int >= 0, got {min_replicas!r}")
+        if min_replicas and self._target.topology == "cluster":
+            raise ConfigurationError(
+                "min_replicas is not supported on Redis Cluster yet: WAIT must follow the write "
+                "on the same connection to the slot's primary; use 0"
+            )
+        if replica_timeout is None:
+            replica_timeout = self.timeout / 2
+        if (
+            isinstance(replica_timeout, bool)
+            or not isinstance(replica_timeout, (int, float))
+            or not 0 < replica_timeout < self.timeout
+        ):
+            raise ConfigurationError(
+                f"replica_timeout must be a number of seconds above 0 and below timeout "
+                f"({self.timeout:g}), got {replica_timeout!r}"
+            )
+        self.min_replicas = min_replicas
+        self.replica_timeout = float(replica_timeout)
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._client: RedisClient | None = client
         self._injected = client is not None
@@ -214,14 +244,14 @@ class RedisSessionStore(EncodedSessionStore):
         return describe(self._connection())
 
     async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
-        await self._execute("SET", self.prefix + session_id, data, "EX", ttl_seconds)
+        await self._execute("SET", self.prefix + session_id, data, "EX", ttl_seconds, durable=True)
 
     async def _read(self, session_id: str) -> bytes | None:
         data: bytes | None = await self._execute("GET", self.prefix + session_id)
         return data
 
     async def _remove(self, session_id: str) -> None:
-        await self._execute("UNLINK", self.prefix + session_id)
+        await self._execute("UNLINK", self.prefix + session_id, durable=True)
 
     async def _contains(self, session_id: str) -> bool:
         return bool(await self._execute("EXISTS", self.prefix + session_id))
@@ -284,11 +314,11 @@ class RedisSessionStore(EncodedSessionStore):
 
     async def _release_lock(self, session_id: str, token: str) -> bool:
         key = self.prefix + session_id + LOCK_SUFFIX
-        return bool(await self._script(_RELEASE_LOCK, key, token))
+        return bool(await self._script(_RELEASE_LOCK, key, token, durable=False))
 
     async def _extend_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
         key = self.prefix + session_id + LOCK_SUFFIX
-        return bool(await self._script(_EXTEND_LOCK, key, token, milliseconds))
+        return bool(await self._script(_EXTEND_LOCK, key, token, milliseconds, durable=False))
 
     async def _read_many(self, session_ids: list[str]) -> list[bytes | None]:
         # GETs in a pipeline rather than MGET: MGET answers nil for a key of another type,
@@ -301,12 +331,13 @@ class RedisSessionStore(EncodedSessionStore):
             [
                 ("SET", self.prefix + session_id, data, "EX", ttl_seconds)
                 for session_id, data in items
-            ]
+            ],
+            durable=True,
         )
 
     async def _remove_many(self, session_ids: list[str]) -> None:
         # One key per UNLINK: keys of a batch may live in different cluster slots.
-        await self._execute_batch([("UNLINK", self.prefix + i) for i in session_ids])
+        await self._execute_batch([("UNLINK", self.prefix + i) for i in session_ids], durable=True)
 
     async def _scan_keys(self) -> AsyncIterator[list[bytes]]:
         """Yield pages of this store's keys, sessions and locks, found with SCAN.
@@ -387,7 +418,7 @@ class RedisSessionStore(EncodedSessionStore):
             self._slots = asyncio.Semaphore(self.max_connections)
         return client
 
-    async def _execute(self, *command: Any, retry: bool = True) -> Any:
+    async def _execute(self, *command: Any, retry: bool = True, durable: bool = False) -> Any:
         """Run one command on a pooled connection, turning redis-py's errors into ours.
 
         This is redis-py's `execute_command` without its per-command bookkeeping (metrics
@@ -397,23 +428,25 @@ class RedisSessionStore(EncodedSessionStore):
         own write as a conflict and be applied again); a timeout then raises
         `BackendUnavailableError` and the outcome is unknown, as with any database write. The
         pool checks each connection it hands out, so a server restart between calls is
-        survived either way.
+        survived either way. `durable=True` marks a write that `min_replicas` applies to.
         """
         client = self._connection()
         if _is_cluster(client):
             return await self._execute_on_cluster(client, command, retry)
         pool = cast("Redis", client).connection_pool
+        wait = self._wait_command() if durable else None
         slots = self._slots
         await self._take_slot(slots)
         try:
             connection = await pool.get_connection()  # type: ignore[no-untyped-call]
             try:
                 if not retry:
-                    return await _round_trip(connection, command)
-                return await connection.retry.call_with_retry(
-                    lambda: _round_trip(connection, command),
-                    lambda _: connection.disconnect(),
-                )
+                    reply, acknowledged = await _round_trip(connection, command, wait)
+                else:
+                    reply, acknowledged = await connection.retry.call_with_retry(
+                        lambda: _round_trip(connection, command, wait),
+                        lambda _: connection.disconnect(),
+                    )
             finally:
                 await pool.release(connection)
                 if (
@@ -425,6 +458,23 @@ class RedisSessionStore(EncodedSessionStore):
             self._fail(error, command[0])
         finally:
             slots.release()
+        self._check_replicated(acknowledged)
+        return reply
+
+    def _wait_command(self) -> tuple[Any, ...] | None:
+        if not self.min_replicas:
+            return None
+        return ("WAIT", self.min_replicas, round(self.replica_timeout * 1000))
+
+    def _check_replicated(self, acknowledged: int | None) -> None:
+        if acknowledged is not None and acknowledged < self.min_replicas:
+            raise ReplicationError(
+                f"the write reached the primary, but {acknowledged} of the "
+                f"{self.min_replicas} replicas required confirmed it within "
+                f"{self.replica_timeout:g}s: a failover now could lose it; check the replicas "
+                "(INFO replication), or lower min_replicas",
+                acknowledged,
+            )
 
     async def _execute_on_cluster(
         self, client: RedisCluster, command: tuple[Any, ...], retry: bool
@@ -449,9 +499,14 @@ class RedisSessionStore(EncodedSessionStore):
         finally:
             slots.release()
 
-    async def _execute_batch(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    async def _execute_batch(
+        self, commands: list[tuple[Any, ...]], durable: bool = False
+    ) -> list[Any]:
         """Run commands in one round trip (a pipeline, not a transaction)."""
         client = self._connection()
+        wait = self._wait_command() if durable else None
+        if wait is not None:
+            commands = [*commands, wait]
         slots = self._slots
         await self._take_slot(slots)
         try:
@@ -468,6 +523,8 @@ class RedisSessionStore(EncodedSessionStore):
         for reply in replies:
             if isinstance(reply, Exception):
                 self._fail(reply, commands[0][0])
+        if wait is not None:
+            self._check_replicated(replies.pop())
         return replies
 
     async def _take_slot(self, slots: asyncio.Semaphore) -> None:
@@ -492,10 +549,10 @@ class RedisSessionStore(EncodedSessionStore):
             raise error
         raise translated from error
 
-    async def _script(self, script: str, key: str, *args: Any) -> Any:
+    async def _script(self, script: str, key: str, *args: Any, durable: bool = True) -> Any:
         # Sent once (see _execute). EVAL rather than EVALSHA: the server caches the compiled
         # script by its hash anyway, and EVAL cannot fail with NOSCRIPT after a restart.
-        return await self._execute("EVAL", script, 1, key, *args, retry=False)
+        return await self._execute("EVAL", script, 1, key, *args, retry=False, durable=durable)
 
     def _translate(self, error: Exception, command: str) -> Exception:
         from redis.exceptions import (
@@ -545,9 +602,29 @@ def _key_of(command: tuple[Any, ...]) -> Any:
     return command[3] if command[0] == "EVAL" else command[1]
 
 
-async def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:
+async def _round_trip(
+    connection: Any, command: tuple[Any, ...], wait: tuple[Any, ...] | None
+) -> tuple[Any, int | None]:
+    """Send `command`, and `wait` (a WAIT for its replication) on the same connection.
+
+    Returns the command's reply and how many replicas WAIT counted (None without `wait`).
+    """
+    from redis.exceptions import ResponseError
+
     await connection.send_command(*command)
-    return await connection.read_response()
+    if wait is None:
+        return await connection.read_response(), None
+    await connection.send_command(*wait)
+    try:
+        reply = await connection.read_response()
+    except ResponseError:
+        # WAIT's reply must still be read, or the next caller of this connection would get it.
+        await connection.read_response(timeout=connection.socket_timeout + wait[2] / 1000)
+        raise
+    acknowledged = await connection.read_response(
+        timeout=connection.socket_timeout + wait[2] / 1000
+    )
+    return reply, acknowledged
 
 
 def _glob_escape(text: str) -> str:
