@@ -241,7 +241,23 @@ def test_min_replicas_settings_are_checked(kwargs: dict[str, Any], match: str) -
         RedisSessionStore(**kwargs)
 
 
-def test_min_replicas_is_refused_on_a_cluster_for_now() -> None:
-    """WAIT is not wired for Cluster yet: saying so beats ignoring the setting."""
-    with pytest.raises(ConfigurationError, match="Cluster"):
-        RedisSessionStore("redis+cluster://127.0.0.1:7000", min_replicas=1)
+async def test_min_replicas_on_a_cluster_waits_on_each_slot_primary(
+    private_cluster: ClusterDeployment, cluster_deployment: ClusterDeployment
+) -> None:
+    """On a cluster with replicas, writes (single, batched, compare-and-set) wait for them and
+    succeed; on one without, they raise ReplicationError."""
+    ids = [f"s{n}" for n in range(60)]  # spread over every primary
+    async with RedisSessionStore(private_cluster.url, prefix="cwait:", min_replicas=1) as store:
+        await store.save("one", {"n": 1})
+        await store.save_many({session_id: {"id": session_id} for session_id in ids})
+        assert await store.update("one", lambda s: {"n": 2}) == {"n": 2}
+        await store.delete_many(ids[:10])
+        assert await store.count() == 51
+    async with RedisSessionStore(
+        cluster_deployment.url, prefix=f"cnowait:{uuid.uuid4().hex}:", min_replicas=1
+    ) as lonely:
+        with pytest.raises(ReplicationError):
+            await lonely.save("s1", {"n": 1})
+        with pytest.raises(ReplicationError):
+            await lonely.save_many({f"batch-{session_id}": {} for session_id in ids})
+        assert await lonely.load("s1") == {"n": 1}

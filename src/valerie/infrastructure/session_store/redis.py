@@ -113,7 +113,8 @@ class RedisSessionStore(EncodedSessionStore):
         min_replicas: After each write, wait (Redis `WAIT`) until this many replicas have it,
             up to `replica_timeout` seconds, else raise `ReplicationError` (the write stays on
             the primary). Narrows, but does not close, the window in which a failover loses
-            acknowledged writes: Redis replication stays asynchronous. Not on Cluster yet.
+            acknowledged writes: Redis replication stays asynchronous. On a cluster, batches are
+            then sent per slot primary, each followed by its WAIT.
         replica_timeout: Seconds `min_replicas` waits; below `timeout` (default: half of it).
         update_cache_size: Sessions whose last bytes `update` remembers, so that an update
             of a session this process wrote last takes one round trip (a stale guess costs
@@ -193,11 +194,6 @@ class RedisSessionStore(EncodedSessionStore):
         self.update_cache_size = update_cache_size
         if type(min_replicas) is not int or min_replicas < 0:
             raise ConfigurationError(f"min_replicas must be an int >= 0, got {min_replicas!r}")
-        if min_replicas and self._target.topology == "cluster":
-            raise ConfigurationError(
-                "min_replicas is not supported on Redis Cluster yet: WAIT must follow the write "
-                "on the same connection to the slot's primary; use 0"
-            )
         if replica_timeout is None:
             replica_timeout = self.timeout / 2
         if (
@@ -432,7 +428,7 @@ class RedisSessionStore(EncodedSessionStore):
         """
         client = self._connection()
         if _is_cluster(client):
-            return await self._execute_on_cluster(client, command, retry)
+            return await self._execute_on_cluster(client, command, retry, durable)
         pool = cast("Redis", client).connection_pool
         wait = self._wait_command() if durable else None
         slots = self._slots
@@ -477,7 +473,7 @@ class RedisSessionStore(EncodedSessionStore):
             )
 
     async def _execute_on_cluster(
-        self, client: RedisCluster, command: tuple[Any, ...], retry: bool
+        self, client: RedisCluster, command: tuple[Any, ...], retry: bool, durable: bool = False
     ) -> Any:
         """Run one command through redis-py's cluster client, which routes it by key slot.
 
@@ -490,6 +486,9 @@ class RedisSessionStore(EncodedSessionStore):
             # initialization go to wrong nodes, and after a few MOVED replies it drops every
             # connection, including those other tasks are using. A no-op once initialized.
             await client.initialize()
+            if durable and self.min_replicas:
+                replies = await self._on_slot_primary(client, [command])
+                return replies[0]
             options: dict[str, Any] = {}
             if not retry:
                 options["target_nodes"] = client.get_node_from_key(_key_of(command))
@@ -498,6 +497,44 @@ class RedisSessionStore(EncodedSessionStore):
             self._fail(error, command[0])
         finally:
             slots.release()
+
+    async def _on_slot_primary(
+        self, client: RedisCluster, commands: list[tuple[Any, ...]]
+    ) -> list[Any]:
+        """Send single-key writes to their slots' primaries, each group then a WAIT; sent once.
+
+        WAIT counts the writes sent before it on the same connection, so each primary's group
+        goes on one connection of that primary, as `min_replicas` needs.
+
+        Raises:
+            ReplicationError: A primary's replicas did not confirm in time.
+        """
+        from redis.exceptions import AskError
+
+        groups: dict[Any, list[int]] = {}
+        for index, command in enumerate(commands):
+            groups.setdefault(client.get_node_from_key(_key_of(command)), []).append(index)
+        replies: list[Any] = [None] * len(commands)
+        for node, indexes in groups.items():
+            connection = node.acquire_connection()
+            try:
+                node_replies, acknowledged = await _round_trips(
+                    connection, [commands[i] for i in indexes], self._wait_command()
+                )
+            except BaseException:
+                await connection.disconnect()
+                raise
+            finally:
+                node.release(connection)
+            for index, reply in zip(indexes, node_replies, strict=True):
+                if isinstance(reply, AskError):  # MOVED after a failover: learn the new owner
+                    await client.nodes_manager.move_slot(reply)
+                replies[index] = reply
+            self._check_replicated(acknowledged)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     async def _execute_batch(
         self, commands: list[tuple[Any, ...]], durable: bool = False
@@ -512,6 +549,8 @@ class RedisSessionStore(EncodedSessionStore):
         try:
             if _is_cluster(client):
                 await client.initialize()  # see _execute_on_cluster
+                if wait is not None:
+                    return await self._on_slot_primary(client, commands[:-1])
             pipeline = client.pipeline(transaction=False)
             for command in commands:
                 pipeline.execute_command(*command)
@@ -609,22 +648,37 @@ async def _round_trip(
 
     Returns the command's reply and how many replicas WAIT counted (None without `wait`).
     """
+    replies, acknowledged = await _round_trips(connection, [command], wait)
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    return replies[0], acknowledged
+
+
+async def _round_trips(
+    connection: Any, commands: list[tuple[Any, ...]], wait: tuple[Any, ...] | None
+) -> tuple[list[Any], int | None]:
+    """Send `commands` (then `wait`) on one connection; read every reply, errors included.
+
+    Every reply is read even after an error reply, so the connection stays in step for its
+    next user. Returns the replies (a `ResponseError` instance for each refused command) and
+    how many replicas WAIT counted (None without `wait`).
+    """
     from redis.exceptions import ResponseError
 
-    await connection.send_command(*command)
+    for command in (*commands, wait) if wait is not None else commands:
+        await connection.send_command(*command)
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await connection.read_response())
+        except ResponseError as error:
+            replies.append(error)
     if wait is None:
-        return await connection.read_response(), None
-    await connection.send_command(*wait)
-    try:
-        reply = await connection.read_response()
-    except ResponseError:
-        # WAIT's reply must still be read, or the next caller of this connection would get it.
-        await connection.read_response(timeout=connection.socket_timeout + wait[2] / 1000)
-        raise
-    acknowledged = await connection.read_response(
+        return replies, None
+    acknowledged: int = await connection.read_response(
         timeout=connection.socket_timeout + wait[2] / 1000
     )
-    return reply, acknowledged
+    return replies, acknowledged
 
 
 def _glob_escape(text: str) -> str:
