@@ -15,6 +15,7 @@ from valerie.infrastructure import (
     get_default_ttl,
     get_session_store,
 )
+from valerie.infrastructure.session_store.urls import parse_redis_url
 
 
 def test_defaults_give_a_memory_store_with_one_hour_ttl() -> None:
@@ -170,3 +171,57 @@ async def test_the_factory_builds_a_working_memory_store() -> None:
     async with get_session_store({}) as store:
         await store.save("s1", {"n": 1})
         assert await store.load("s1") == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    ("url", "nodes", "master", "db", "query"),
+    [
+        (
+            "redis+sentinel://:pw@h1:26379,[::1]:26380/my%20master/2#fragment",
+            [("h1", 26379), ("::1", 26380)],
+            "my master",
+            2,
+            {},
+        ),
+        (
+            "redis+cluster://u:pw@h1:7000,h2:7001?ssl_ca_certs=/etc/ca.pem",
+            [("h1", 7000), ("h2", 7001)],
+            None,
+            0,
+            {"ssl_ca_certs": "/etc/ca.pem"},
+        ),
+        (
+            "rediss+cluster://h1:7000/?ssl_password=a%26b%3Dc",
+            [("h1", 7000)],
+            None,
+            0,
+            {"ssl_password": "a&b=c"},
+        ),
+    ],
+)
+def test_multi_host_urls_are_parsed(
+    url: str, nodes: list[tuple[str, int]], master: str | None, db: int, query: dict[str, str]
+) -> None:
+    """Sentinel and Cluster URLs: nodes (IPv6 too), master name, database, query values."""
+    target = parse_redis_url(url)
+    assert list(target.nodes) == nodes
+    assert (target.master_name, target.db, dict(target.query)) == (master, db, query)
+    assert "pw" not in repr(target)
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("redis+sentinel://h1:26379", "names no master"),
+        ("redis+sentinel://h1/master", "not host:port"),
+        ("redis+cluster://h1:7000/3", "database 0 only"),
+        ("redis+cluster://h1:7000/?password=s3cr3t", "user info"),
+        ("redis+cluster://h1:7000/?nonsense=1", "unknown option"),
+        ("redis://h1:6379/0?nonsense=1", "unknown option"),
+    ],
+)
+def test_bad_multi_host_urls_and_options_are_refused(url: str, match: str) -> None:
+    """Mistakes in topology URLs are configuration errors that hide the password."""
+    with pytest.raises(ConfigurationError, match=match) as caught:
+        RedisSessionStore(url)
+    assert "s3cr3t" not in str(caught.value)

@@ -675,9 +675,16 @@ async def _round_trips(
             replies.append(error)
     if wait is None:
         return replies, None
-    acknowledged: int = await connection.read_response(
+    acknowledged: int | None = await connection.read_response(
         timeout=connection.socket_timeout + wait[2] / 1000
     )
+    if acknowledged is None:
+        # redis-py answers None, instead of raising, when a read given its own timeout times
+        # out: the reply is still due, so this connection must not be used again.
+        from redis.exceptions import TimeoutError
+
+        await connection.disconnect()
+        raise TimeoutError("WAIT did not answer in time")
     return replies, acknowledged
 
 

@@ -5,11 +5,20 @@ Imported only by `RedisSessionStore`, once redis-py is known to be installed.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
+from urllib.parse import urlencode
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
@@ -21,10 +30,19 @@ RedisClient = Redis | RedisCluster
 
 _STORE_OWNED_OPTIONS = {
     "decode_responses": "the store reads bytes",
-    "protocol": "the store speaks RESP2",
+    "protocol": "the store chooses the protocol",
     "max_connections": "pass max_connections= to RedisSessionStore instead",
 }
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
+
+
+@functools.cache
+def _connection_parameters() -> frozenset[str]:
+    """The options redis-py's connection classes take, with what `parse_url` itself yields."""
+    names = {"connection_class", "path", "host", "port", "db", "username", "password"}
+    for cls in (AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection):
+        names.update(inspect.signature(cls.__init__).parameters)
+    return frozenset(names - {"self", "args", "kwargs"})
 
 
 def connection_options(target: RedisTarget) -> dict[str, Any]:
@@ -39,7 +57,7 @@ def connection_options(target: RedisTarget) -> dict[str, Any]:
     else:
         # redis-py parses options for one-host URLs only: cast them through an equivalent one.
         scheme = "rediss" if target.tls else "redis"
-        url = f"{scheme}://localhost/0?" + "&".join(f"{key}={value}" for key, value in query)
+        url = f"{scheme}://localhost/0?" + urlencode(query)
     try:
         options: dict[str, Any] = dict(parse_url(url))
     except ValueError:
@@ -52,6 +70,20 @@ def connection_options(target: RedisTarget) -> dict[str, Any]:
             raise ConfigurationError(
                 f"redis_url={mask_url(target.url)!r} sets {option}, which this store does not "
                 f"allow ({reason}); remove it from the URL"
+            )
+    unknown = sorted(set(options) - _connection_parameters())
+    if unknown:
+        raise ConfigurationError(
+            f"redis_url={mask_url(target.url)!r} has the unknown option(s) "
+            f"{', '.join(unknown)}; see redis-py's connection options"
+        )
+    if target.topology != "standalone":
+        misplaced = sorted({"username", "password", "db"} & {key for key, _ in query})
+        if misplaced:
+            raise ConfigurationError(
+                f"redis_url={mask_url(target.url)!r} gives {', '.join(misplaced)} as a query "
+                "parameter; put credentials in the user info (user:password@) and the database "
+                "after the master name"
             )
     if target.topology != "standalone":
         for key in ("host", "port", "db", "path", "username", "password", "connection_class"):
@@ -83,9 +115,11 @@ def build_client(
     sentinel_options = dict(target.query)
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(target.nodes),
+        # The sentinels get the same connection options (TLS included) as the data nodes,
+        # with credentials of their own.
         sentinel_kwargs={
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
+            **{key: value for key, value in common.items() if key != "max_connections"},
+            "ssl": target.tls,
             "username": sentinel_options.get("sentinel_username"),
             "password": sentinel_options.get("sentinel_password"),
         },

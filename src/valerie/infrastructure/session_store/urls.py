@@ -125,9 +125,9 @@ def _database(text: str, name: str, shown: str) -> int:
 def _parse_multi_host(url: str, name: str, shown: str) -> RedisTarget:
     """Parse `redis+sentinel://` and `redis+cluster://` URLs, whose host part is a list."""
     scheme, _, rest = url.partition("://")
+    rest = rest.partition("#")[0]
+    rest, _, query = rest.partition("?")
     authority, _, path = rest.partition("/")
-    authority, _, query = authority.partition("?")
-    path, _, path_query = path.partition("?")
     userinfo, at, hosts = authority.rpartition("@")
     username = password = None
     if at:
@@ -154,7 +154,8 @@ def _parse_multi_host(url: str, name: str, shown: str) -> RedisTarget:
                 f"{name}={shown!r} names no master: add /master_name after the sentinels "
                 f"(the name in their 'sentinel monitor' line); {_EXPECTED}"
             )
-        master_name, db = segments[0], _database("".join(segments[1:]), name, shown)
+        master_name = unquote(segments[0])
+        db = _database("".join(segments[1:]), name, shown)
     else:
         master_name, db = None, _database("".join(segments), name, shown)
         if db != 0:
@@ -170,5 +171,5 @@ def _parse_multi_host(url: str, name: str, shown: str) -> RedisTarget:
         password=password,
         master_name=master_name,
         db=db,
-        query=tuple(parse_qsl(query or path_query, keep_blank_values=True)),
+        query=tuple(parse_qsl(query, keep_blank_values=True)),
     )
