@@ -225,3 +225,14 @@ def test_bad_multi_host_urls_and_options_are_refused(url: str, match: str) -> No
     with pytest.raises(ConfigurationError, match=match) as caught:
         RedisSessionStore(url)
     assert "s3cr3t" not in str(caught.value)
+
+
+def test_a_bad_url_option_from_the_environment_names_the_variable() -> None:
+    """Options checked when the store is built still name the variable they came from."""
+    with pytest.raises(ConfigurationError, match="VALERIE_SESSION_REDIS_URL"):
+        get_session_store(
+            {
+                "VALERIE_SESSION_STORE": "redis",
+                "VALERIE_SESSION_REDIS_URL": "redis+cluster://h1:7000/?nonsense=1",
+            }
+        )

@@ -38,17 +38,18 @@ def private_sentinel() -> Iterator[SentinelDeployment]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fault", ["kill", "freeze"])
 async def test_sentinel_failover_is_survived_by_the_same_store(
-    private_sentinel: SentinelDeployment,
+    private_sentinel: SentinelDeployment, fault: str
 ) -> None:
-    """Kill the primary: calls fail with the unavailable error or succeed, never hang; once
-    Sentinel promotes the replica the same store serves again, with the sessions written
-    (and replicated) before the failover."""
+    """Kill or freeze (SIGSTOP) the primary: calls fail with the unavailable error or succeed,
+    never hang; once Sentinel promotes the replica the same store serves again, with the
+    sessions written (and replicated) before the failover."""
     async with RedisSessionStore(private_sentinel.url, prefix="failover:", timeout=0.5) as store:
         await store.save_many({f"s{n}": {"n": n} for n in range(50)})
         private_sentinel.wait_until_replicated()
         old = private_sentinel.current_primary_address()
-        private_sentinel.primary.kill()
+        getattr(private_sentinel.primary, fault)()
         deadline = time.monotonic() + 30
         while True:
             started = time.monotonic()
@@ -74,16 +75,17 @@ def private_cluster() -> Iterator[ClusterDeployment]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fault", ["kill", "freeze"])
 async def test_cluster_failover_is_survived_by_the_same_store(
-    private_cluster: ClusterDeployment,
+    private_cluster: ClusterDeployment, fault: str
 ) -> None:
-    """Kill a primary: calls fail fast or succeed; once its replica is promoted the same store
-    serves every slot again, with the sessions replicated before the kill."""
+    """Kill or freeze a primary: calls fail fast or succeed; once its replica is promoted the
+    same store serves every slot again, with the sessions replicated before the fault."""
     ids = [f"s{n}" for n in range(300)]
     async with RedisSessionStore(private_cluster.url, prefix="cfail:", timeout=0.5) as store:
         await store.save_many({session_id: {"id": session_id} for session_id in ids})
         private_cluster.wait_until_replicated()
-        private_cluster.primaries[0].kill()
+        getattr(private_cluster.primaries[0], fault)()
         deadline = time.monotonic() + 30
         while True:
             started = time.monotonic()

@@ -65,7 +65,10 @@ class SessionStoreSettings:
     def create_store(self) -> EncodedSessionStore:
         """Return a new store of the configured type."""
         if self.store == "redis":
-            return RedisSessionStore(self.redis_url, self.prefix, default_ttl=self.ttl)
+            try:
+                return RedisSessionStore(self.redis_url, self.prefix, default_ttl=self.ttl)
+            except ConfigurationError as error:
+                raise ConfigurationError(f"{REDIS_URL_VAR}: {error}") from None
         return InMemorySessionStore(default_ttl=self.ttl)
 
 
