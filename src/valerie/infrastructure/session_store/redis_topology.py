@@ -139,8 +139,16 @@ def build_client(
 
 
 async def close_client(client: RedisClient) -> None:
-    """Close a client built here, with the Sentinel clients it asked for the primary."""
-    await client.aclose()
+    """Close a client built here, with the Sentinel clients it asked for the primary.
+
+    Only idle connections are closed now: one in use belongs to a call still running, which
+    closes it when it is done (see `RedisSessionStore._execute`); closing it under that call
+    would break it mid-command.
+    """
+    if isinstance(client, RedisCluster):
+        await client.aclose()
+        return
+    await client.connection_pool.disconnect(inuse_connections=False)
     pool = getattr(client, "connection_pool", None)
     sentinel = getattr(pool, "sentinel_manager", None)
     if sentinel is not None:
