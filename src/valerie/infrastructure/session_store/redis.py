@@ -37,7 +37,7 @@ LOCK_SUFFIX = "\x1flock"
 """A session's lock is the key `prefix + session_id + LOCK_SUFFIX`. Ids cannot hold control
 characters, so no session key can ever equal a lock key."""
 
-_BATCH = 1000  # keys per MGET, UNLINK and SCAN page
+_BATCH = 1000  # keys per SCAN page
 
 # Each script touches one key, so it is atomic on standalone Redis and Cluster alike.
 _WRITE_IF = """
