@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,11 @@ $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[redis,fast]' -r benchmarks/requirements.txt
 	touch $@
 
-bench: $(BENCH_VENV)/.installed  ## Throughput against raw redis-py, Litestar and aiocache.
-	$(BENCH_VENV)/bin/python benchmarks/bench_session_store.py
+bench: $(BENCH_VENV)/.installed  ## The full benchmark against raw redis-py, Litestar and aiocache (~10 min).
+	$(BENCH_VENV)/bin/python -m benchmarks
+
+bench-quick: $(BENCH_VENV)/.installed  ## A smoke run of every scenario (~30 s); its figures are not citable.
+	$(BENCH_VENV)/bin/python -m benchmarks --quick
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -71,9 +71,8 @@ async def run(context: Context) -> Section:
         ],
         tables=[
             Table(
-                ("B/session", "allocated at"),
-                [(f"{size:8.1f}", where) for where, size in figures.top_lines],
-                left=0,
+                ("allocated at", "B/session"),
+                [(where, f"{size:.1f}") for where, size in figures.top_lines],
             )
         ],
         figures={

@@ -65,6 +65,7 @@ async def run(context: Context) -> Section:
             f"Memory store scaling: µs per save of a NEW session (batch of "
             f"{mode.scaling_batch:,}, median of {mode.scaling_repetitions})"
         ),
+        notes=[f"{COST_RATIO}: {ratio:.2f}x"],
         tables=[
             Table(
                 ("live sessions", "µs", "all"),
@@ -78,7 +79,6 @@ async def run(context: Context) -> Section:
                 ],
                 left=0,
             ),
-            Table(("", ""), [(COST_RATIO, f"{ratio:.2f}x")]),
         ],
         cells=cells,
         figures={COST_RATIO: Figure(ratio, "x")},
