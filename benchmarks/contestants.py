@@ -41,7 +41,11 @@ import orjson
 from redis.asyncio import Redis
 
 from benchmarks.workload import TTL_SECONDS, State
-from valerie.infrastructure.session_store import InMemorySessionStore, RedisSessionStore
+from valerie.infrastructure.session_store import (
+    EncodedSessionStore,
+    InMemorySessionStore,
+    RedisSessionStore,
+)
 
 RAW = "raw redis.asyncio + json"
 RAW_ORJSON = "raw redis.asyncio + orjson"
@@ -86,9 +90,7 @@ class Contestant(ABC):
 class ValerieContestant(Contestant):
     """A valerie store, used exactly as an application would."""
 
-    def __init__(
-        self, name: str, backend: str, store: InMemorySessionStore | RedisSessionStore
-    ) -> None:
+    def __init__(self, name: str, backend: str, store: EncodedSessionStore) -> None:
         super().__init__(name, backend)
         self.store = store
 

@@ -19,7 +19,7 @@ Beside the figures, on the same private server:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 from redis.asyncio import Redis
@@ -182,43 +182,35 @@ def _row(stats: CellStats, with_ceiling: bool) -> tuple[str, ...]:
     return row
 
 
+def _table(cells: Mapping[Cell, CellStats], backends: Mapping[str, str], backend: str) -> Table:
+    """One backend's contestants, by operation and tasks; the Redis one with the ceiling."""
+    redis = backend == "redis"
+    header = ("contestant", "op", "tasks", "ops/s", "spread", "ratio", "(min-max)")
+    rows: list[tuple[str, ...]] = []
+    for kind in OPERATIONS:
+        for tasks in CONCURRENCIES[backend]:
+            rows += [
+                _row(stats, redis)
+                for cell, stats in cells.items()
+                if backends.get(cell.contestant) == backend
+                and (cell.operation, cell.tasks) == (kind, tasks)
+            ]
+            server = cells.get(Cell(CEILING, kind, tasks))
+            if redis and server is not None:
+                name = f"{CEILING} {CEILING_COMMANDS[kind]}"
+                rows.append((name, kind, str(tasks), report.rate(server), report.spread(server)))
+            rows.append(())
+    title = f"{backend.capitalize()}-backed: ratio vs {BASELINES[backend]}"
+    if redis:
+        return Table((*header, CEILING_LABEL), rows[:-1], 2, f"{title}; ceiling on the same server")
+    return Table(header, rows[:-1], 2, title)
+
+
 def tables(
     cells: Mapping[Cell, CellStats], backends: Mapping[str, str], sockets: Mapping[str, Figure]
 ) -> list[Table]:
     """The Redis table (with the ceiling), the memory table, and the sockets table."""
-    result = []
-    for backend, title in (
-        ("redis", f"Redis-backed: ratio vs {BASELINES['redis']}; ceiling on the same server"),
-        ("memory", f"Memory-backed: ratio vs {BASELINES['memory']}"),
-    ):
-        redis = backend == "redis"
-        header = ("contestant", "op", "tasks", "ops/s", "spread", "ratio", "(min-max)")
-        rows: list[tuple[str, ...]] = []
-        for kind in OPERATIONS:
-            for tasks in CONCURRENCIES[backend]:
-                for cell, stats in cells.items():
-                    if (backends.get(cell.contestant), cell.operation, cell.tasks) == (
-                        backend,
-                        kind,
-                        tasks,
-                    ):
-                        rows.append(_row(stats, redis))
-                ceiling_cell = cells.get(Cell(CEILING, kind, tasks))
-                if redis and ceiling_cell is not None:
-                    name = f"{CEILING} {CEILING_COMMANDS[kind]}"
-                    rows.append(
-                        (
-                            name,
-                            kind,
-                            str(tasks),
-                            report.rate(ceiling_cell),
-                            report.spread(ceiling_cell),
-                        )
-                    )
-                rows.append(())
-        result.append(
-            Table((*header, CEILING_LABEL) if redis else header, rows[:-1], left=2, title=title)
-        )
+    result = [_table(cells, backends, "redis"), _table(cells, backends, "memory")]
     if sockets:
         result.append(
             Table(
@@ -246,9 +238,6 @@ async def run(context: Context) -> Section:
         await admin.flushall()
         await prepopulate(contestants, ids, state)
 
-    def measure_ceiling() -> Awaitable[dict[Cell, float]]:
-        return ceiling(server, mode, value_bytes)
-
     try:
         samples = await measure_rounds(
             groups(contestants, state, ids),
@@ -256,7 +245,7 @@ async def run(context: Context) -> Section:
             mode.slice_seconds,
             NAME,
             prepare=refill,
-            extra=measure_ceiling,
+            extra=partial(ceiling, server, mode, value_bytes),
         )
     finally:
         await close_all(contestants)
