@@ -33,7 +33,7 @@ $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[redis,fast]' -r benchmarks/requirements.txt
 	touch $@
 
-bench: $(BENCH_VENV)/.installed  ## The full benchmark against raw redis-py, Litestar and aiocache (~10 min).
+bench: $(BENCH_VENV)/.installed  ## The full benchmark against raw redis-py, Litestar and aiocache (~8 min).
 	$(BENCH_VENV)/bin/python -m benchmarks
 
 bench-quick: $(BENCH_VENV)/.installed  ## A smoke run of every scenario (~30 s); its figures are not citable.
