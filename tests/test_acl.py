@@ -186,7 +186,11 @@ NEEDED_BY = {
 
 
 async def run_operations(url: str, prefix: str) -> dict[str, Exception]:
-    """Run every operation in turn on a store for `url`; return those that failed."""
+    """Run every operation in turn on a store for `url`; return those that failed.
+
+    Whatever is left under `prefix` is then deleted as the default user, so that tests
+    sharing the server never meet these keys.
+    """
     failures: dict[str, Exception] = {}
     async with RedisSessionStore(url, prefix=prefix, retries=0) as store:
         for name, operation in OPERATIONS.items():
@@ -194,12 +198,15 @@ async def run_operations(url: str, prefix: str) -> dict[str, Exception]:
                 await operation(store)
             except Exception as error:
                 failures[name] = error
+    scheme, _, rest = url.partition("://")
+    async with RedisSessionStore(f"{scheme}://{rest.rpartition('@')[2]}", prefix=prefix) as admin:
+        await admin.clear()
     return failures
 
 
 async def test_the_readme_rule_runs_every_operation(redis_server: RedisServer) -> None:
     """A user with exactly the README's rule runs every operation of the store."""
-    prefix = f"acl:{uuid.uuid4().hex[:8]}:"
+    prefix = f"readme-acl:{uuid.uuid4().hex[:8]}:"
     username, password = create_user([redis_server], acl_rule(prefix))
     failures = await run_operations(with_user(redis_server.url, username, password), prefix)
     assert failures == {}
@@ -209,7 +216,7 @@ async def test_the_readme_rule_runs_every_operation(redis_server: RedisServer) -
 async def test_the_readme_rule_is_minimal(redis_server: RedisServer, missing: str) -> None:
     """Without any one command of the rule, the operation that needs it fails, with a typed
     error that is not an outage; the operations before it still work."""
-    prefix = f"acl:{uuid.uuid4().hex[:8]}:"
+    prefix = f"readme-acl:{uuid.uuid4().hex[:8]}:"
     rule = acl_rule(prefix, [c for c in ACL_COMMANDS if c != missing])
     username, password = create_user([redis_server], rule)
     failures = await run_operations(with_user(redis_server.url, username, password), prefix)
@@ -225,11 +232,12 @@ async def test_a_user_confined_to_its_prefix_cannot_reach_other_keys(
     redis_server: RedisServer,
 ) -> None:
     """The key pattern is part of the rule: a store with another prefix is refused."""
-    prefix = f"acl:{uuid.uuid4().hex[:8]}:"
+    prefix = f"readme-acl:{uuid.uuid4().hex[:8]}:"
     username, password = create_user([redis_server], acl_rule(prefix))
     url = with_user(redis_server.url, username, password)
     async with RedisSessionStore(url, prefix=prefix + "x", retries=0) as inside:
         await inside.save("a", {"n": 1})  # prefix + "x" starts with prefix
+        await inside.delete("a")
     async with RedisSessionStore(url, prefix="elsewhere:", retries=0) as outside:
         with pytest.raises(BackendError):
             await outside.save("a", {"n": 1})
@@ -237,7 +245,7 @@ async def test_a_user_confined_to_its_prefix_cannot_reach_other_keys(
 
 async def test_a_database_other_than_0_also_needs_select(redis_server: RedisServer) -> None:
     """redis-py selects the URL's database on connect: +select is needed for /1 and above."""
-    prefix = f"acl:{uuid.uuid4().hex[:8]}:"
+    prefix = f"readme-acl:{uuid.uuid4().hex[:8]}:"
     url = redis_server.url.removesuffix("/0") + "/1"
     without = create_user([redis_server], acl_rule(prefix))
     with_select = create_user([redis_server], acl_rule(prefix, (*ACL_COMMANDS, "select")))
@@ -249,7 +257,7 @@ async def test_a_database_other_than_0_also_needs_select(redis_server: RedisServ
 async def test_min_replicas_also_needs_wait(redis_server: RedisServer) -> None:
     """With min_replicas, WAIT follows each write: without +wait the write is refused outright;
     with it, WAIT runs (and, with no replica here, reports that none confirmed)."""
-    prefix = f"acl:{uuid.uuid4().hex[:8]}:"
+    prefix = f"readme-acl:{uuid.uuid4().hex[:8]}:"
     without = create_user([redis_server], acl_rule(prefix))
     with_wait = create_user([redis_server], acl_rule(prefix, (*ACL_COMMANDS, "wait")))
     for user, expected in ((with_wait, ReplicationError), (without, BackendError)):
@@ -262,7 +270,7 @@ async def test_min_replicas_also_needs_wait(redis_server: RedisServer) -> None:
 
 async def test_the_rule_on_sentinel_data_nodes(sentinel_deployment: SentinelDeployment) -> None:
     """Through Sentinel, the same rule on the data nodes runs every operation."""
-    prefix = f"acl:{uuid.uuid4().hex[:8]}:"
+    prefix = f"readme-acl:{uuid.uuid4().hex[:8]}:"
     servers = [sentinel_deployment.primary, sentinel_deployment.replica]
     username, password = create_user(servers, acl_rule(prefix))
     url = with_user(sentinel_deployment.url, username, password)
@@ -271,7 +279,7 @@ async def test_the_rule_on_sentinel_data_nodes(sentinel_deployment: SentinelDepl
 
 async def test_the_rule_on_a_cluster(cluster_deployment: ClusterDeployment) -> None:
     """On a Cluster the rule needs CLUSTER SLOTS and COMMAND too, and each of them."""
-    prefix = f"acl:{uuid.uuid4().hex[:8]}:"
+    prefix = f"readme-acl:{uuid.uuid4().hex[:8]}:"
     nodes = cluster_deployment.nodes
     full = create_user(nodes, acl_rule(prefix, (*ACL_COMMANDS, *CLUSTER_COMMANDS)))
     url = cluster_deployment.url

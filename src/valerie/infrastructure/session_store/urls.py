@@ -184,10 +184,10 @@ def _masked_query(query: str) -> str:
     pieces = []
     after_secret = False
     for piece in query.split("&"):
-        raw_key, equals, _ = piece.partition("=")
+        raw_key = piece.partition("=")[0]
         key = unquote_plus(raw_key)
         if key in SECRET_QUERY_KEYS:
-            pieces.append(f"{raw_key}{equals}***")
+            pieces.append(f"{raw_key}=***")
             after_secret = True
         elif after_secret and piece and key not in URL_OPTIONS:
             # An unencoded '&' in the secret before would make its tail look like this.
