@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import string
 import traceback
 from collections.abc import Callable, Iterator
@@ -33,7 +34,6 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from tests.redis_server import free_port
 from valerie.infrastructure import (
     ConfigurationError,
     EncodedSessionStore,
@@ -45,8 +45,25 @@ from valerie.infrastructure import (
 )
 from valerie.infrastructure.session_store.urls import mask_url
 
-# Nothing listens on these: every connection attempt is refused at once.
-DEAD_PORTS = (free_port(), free_port())
+
+def _held_port() -> socket.socket:
+    """A bound socket that never listens: its port refuses every connection at once, and no
+    server the suite starts meanwhile can take it."""
+    held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    held.bind(("127.0.0.1", 0))
+    return held
+
+
+_HELD = (_held_port(), _held_port())
+DEAD_PORTS: tuple[int, int] = (_HELD[0].getsockname()[1], _HELD[1].getsockname()[1])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_dead_ports() -> Iterator[None]:
+    yield
+    for held in _HELD:
+        held.close()
+
 
 # '.' is left out so that an IPv6-like "[v1.x]" in the user info, which Python's URL parser
 # reads as a host, cannot occur: with it, swapping letters could change how a URL parses.
