@@ -345,6 +345,25 @@ def test_a_malformed_url_is_an_error_that_hides_the_password(url: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "where"),
+    [
+        ("redis://local host:6379", ""),
+        ("redis://u:Zq8K Lp4N@h:6379", " in its user info"),
+        ("redis://u:Zq8K\tLp4N@h:6379", " in its user info"),
+        ("redis://u:Zq8K@h:6379/0\n", ""),
+        ("redis://h:6379/0?client_name=a\u00a0b", ""),
+    ],
+)
+def test_whitespace_or_a_control_character_in_a_url_is_refused(url: str, where: str) -> None:
+    """Python's URL parser would drop a tab or a newline silently (a different password):
+    the store refuses any whitespace or unprintable character, saying where."""
+    with pytest.raises(ConfigurationError) as caught:
+        RedisSessionStore(url)
+    assert f"contains a space or an unprintable character{where};" in str(caught.value)
+    assert "Zq8K" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "redis://localhost",
