@@ -243,6 +243,7 @@ def _see(url: str, connect: bool) -> Seen:
         assert isinstance(store, RedisSessionStore)
         with _debug_logs() as logs:
             texts.append(asyncio.run(_try_to_reach(store)))
+        assert logs, "the capture saw no record at all (asyncio logs its selector at DEBUG)"
     return Seen(texts, logs)
 
 
