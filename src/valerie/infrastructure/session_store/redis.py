@@ -107,7 +107,8 @@ class RedisSessionStore(EncodedSessionStore):
         redis_url: `redis://[[user]:password@]host[:port][/db]` (`rediss://` for TLS),
             `unix:///path/to.sock`, `redis+sentinel://[[user]:password@]host:port[,...]/
             master_name[/db]` or `redis+cluster://[[user]:password@]host:port[,...]`; query
-            parameters are passed to redis-py (e.g. `?ssl_ca_certs=/ca.pem`).
+            parameters are passed to redis-py (e.g. `?ssl_ca_certs=/ca.pem`). Kept private:
+            the attribute `redis_url` shows it with its credentials masked (`***`).
         client: A redis-py client (`Redis` or `RedisCluster`) to use instead of one built
             from `redis_url`; the store never closes it.
         min_replicas: After each write, wait (Redis `WAIT`) until this many replicas have it,
@@ -168,7 +169,7 @@ class RedisSessionStore(EncodedSessionStore):
         super().__init__(default_ttl)
         self._target = parse_redis_url(redis_url)
         redis_topology.connection_options(self._target)  # checks the query now, not on first use
-        self.redis_url = self._target.url
+        self.redis_url = mask_url(self._target.url)
         self.prefix = check_prefix(prefix)
         if (
             isinstance(timeout, bool)

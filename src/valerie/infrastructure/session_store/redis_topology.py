@@ -28,11 +28,6 @@ from .urls import RedisTarget, mask_url
 
 RedisClient = Redis | RedisCluster
 
-_STORE_OWNED_OPTIONS = {
-    "decode_responses": "the store reads bytes",
-    "protocol": "the store chooses the protocol",
-    "max_connections": "pass max_connections= to RedisSessionStore instead",
-}
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 
 
@@ -45,11 +40,14 @@ def _connection_parameters() -> frozenset[str]:
     return frozenset(names - {"self", "args", "kwargs"})
 
 
-def connection_options(target: RedisTarget) -> dict[str, Any]:
-    """Return the redis-py connection options in the URL's query string, cast and checked.
+def connection_options(target: RedisTarget, name: str = "redis_url") -> dict[str, Any]:
+    """Return the redis-py connection options in the URL's query string, as redis-py casts them.
+
+    `parse_redis_url` has checked the options already; this adds what only redis-py knows.
 
     Raises:
-        ConfigurationError: redis-py cannot read an option, or it is one the store owns.
+        ConfigurationError: redis-py cannot read an option, or the installed redis-py does not
+            take it.
     """
     query = [(key, value) for key, value in target.query if key not in _SENTINEL_OPTIONS]
     if target.topology == "standalone":
@@ -62,29 +60,16 @@ def connection_options(target: RedisTarget) -> dict[str, Any]:
         options: dict[str, Any] = dict(parse_url(url))
     except ValueError:
         raise ConfigurationError(
-            f"redis_url={mask_url(target.url)!r} has an option redis-py cannot read; check "
+            f"{name}={mask_url(target.url)!r} has an option redis-py cannot read; check "
             "its query parameters (e.g. ?socket_timeout=2)"
         ) from None
-    for option, reason in _STORE_OWNED_OPTIONS.items():
-        if option in options:
-            raise ConfigurationError(
-                f"redis_url={mask_url(target.url)!r} sets {option}, which this store does not "
-                f"allow ({reason}); remove it from the URL"
-            )
+    # Only names parse_redis_url allowed get here, so naming them reveals no secret.
     unknown = sorted(set(options) - _connection_parameters())
     if unknown:
         raise ConfigurationError(
-            f"redis_url={mask_url(target.url)!r} has the unknown option(s) "
-            f"{', '.join(unknown)}; see redis-py's connection options"
+            f"{name}={mask_url(target.url)!r} sets {', '.join(unknown)}, which the installed "
+            "redis-py does not take; upgrade redis-py, or remove it from the URL"
         )
-    if target.topology != "standalone":
-        misplaced = sorted({"username", "password", "db"} & {key for key, _ in query})
-        if misplaced:
-            raise ConfigurationError(
-                f"redis_url={mask_url(target.url)!r} gives {', '.join(misplaced)} as a query "
-                "parameter; put credentials in the user info (user:password@) and the database "
-                "after the master name"
-            )
     if target.topology != "standalone":
         for key in ("host", "port", "db", "path", "username", "password", "connection_class"):
             options.pop(key, None)
