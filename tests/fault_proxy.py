@@ -132,7 +132,7 @@ class FaultProxy:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._links: set[_Link] = set()
+        self._connections: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
@@ -176,19 +176,26 @@ class FaultProxy:
     async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
-        tasks = [task for link in self._links for task in link.tasks]
-        for task in tasks:
+        for task in self._connections:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*self._connections, return_exceptions=True)
 
     async def _serve(self, client: asyncio.StreamReader, to_client: asyncio.StreamWriter) -> None:
+        serving = asyncio.current_task()
+        assert serving is not None
+        self._connections.add(serving)
+        try:
+            await self._forward(client, to_client)
+        finally:
+            self._connections.discard(serving)
+
+    async def _forward(self, client: asyncio.StreamReader, to_client: asyncio.StreamWriter) -> None:
         link = _Link()
         try:
             server, to_server = await asyncio.open_connection(HOST, self.upstream_port)
-        except OSError:
+        except OSError:  # the server is down: so is the proxy, for this client
             to_client.close()
             return
-        self._links.add(link)
         for pump in (
             self._requests(client, to_server, link),
             self._replies(server, to_client, link),
@@ -204,7 +211,6 @@ class FaultProxy:
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
-            self._links.discard(link)
 
     async def _requests(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link

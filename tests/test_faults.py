@@ -267,12 +267,12 @@ def proxied_server() -> Iterator[Proxied]:
         yield Proxied(proxy.url, [server.port], [proxy])
 
 
-@pytest.fixture(scope="module")
-def proxied_cluster() -> Iterator[Proxied]:
+@pytest.fixture
+def proxied_cluster(proxied_cluster_deployment: ClusterDeployment) -> Proxied:
     """Three primaries announcing their proxies' ports: the store reaches each through it."""
-    with ClusterDeployment(primaries=3, proxied=True) as cluster:
-        ports = [node.port for node in cluster.nodes]
-        yield Proxied(cluster.url, ports, [cluster.proxies[port] for port in ports])
+    cluster = proxied_cluster_deployment
+    ports = [node.port for node in cluster.nodes]
+    return Proxied(cluster.url, ports, [cluster.proxies[port] for port in ports])
 
 
 @pytest.fixture(params=["standalone", "cluster"])
