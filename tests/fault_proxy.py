@@ -139,6 +139,11 @@ class FaultProxy:
         """`redis://127.0.0.1:<port>/0`: the server, through the proxy."""
         return f"redis://{HOST}:{self.port}/0"
 
+    @property
+    def connections(self) -> int:
+        """Client connections open through the proxy right now."""
+        return len(self._connections)
+
     @contextlib.contextmanager
     def fault(self, mode: Mode, match: Matcher) -> Iterator[Fault]:
         """Put a fault in force for the `with` block; connections it hit stay broken after."""

@@ -229,6 +229,10 @@ class Proxied:
             self.url, prefix, timeout=TIMEOUT, retries=RETRIES, max_connections=max_connections
         )
 
+    def connections(self) -> int:
+        """Connections open through the proxies now."""
+        return sum(proxy.connections for proxy in self.proxies)
+
     def calls(self, command: str) -> int:
         """How many times the servers ran `command`."""
         return sum(command_calls(port, command) for port in self.ports)
@@ -313,6 +317,20 @@ async def test_an_idempotent_write_is_sent_again_when_its_reply_is_lost(proxied:
             await store.save("s1", {"n": 2})
         assert fault.hits == RETRIES + 1
         assert proxied.calls("set") - before == RETRIES + 1
+
+
+async def test_closing_a_store_after_a_lost_reply_closes_every_connection(
+    proxied: Proxied,
+) -> None:
+    """A send-once write lost its reply (a Cluster client then means to re-learn the slot
+    map): close() still closes every connection the store opened."""
+    async with proxied.store() as store:
+        await store.load_many([f"s{n}" for n in range(30)])  # connections to every node
+        attempt = await versioned_save(store)
+        assert proxied.connections() > 0
+        with proxied.fault("drop", script(_WRITE_IF)), pytest.raises(BackendUnavailableError):
+            await attempt()
+    await wait_for(lambda: proxied.connections() == 0, what="every connection closed")
 
 
 async def test_a_lock_cancelled_while_its_request_is_in_flight_gives_the_lease_back(
