@@ -267,7 +267,7 @@ class FaultProxy:
             del buffer[:consumed]
             await writer.drain()
             if stalled and link.mode == "drop":
-                return  # _serve closes both connections: the client reads EOF
+                return  # _forward closes both connections: the client reads EOF
 
     def __enter__(self) -> Self:
         self.start()

@@ -279,12 +279,10 @@ def proxied_cluster(proxied_cluster_deployment: ClusterDeployment) -> Proxied:
     return Proxied(cluster.url, ports, [cluster.proxies[port] for port in ports])
 
 
-@pytest.fixture(params=["standalone", "cluster"])
+@pytest.fixture(params=["proxied_server", "proxied_cluster"], ids=["standalone", "cluster"])
 def proxied(request: pytest.FixtureRequest) -> Proxied:
     """A proxied server, then a proxied cluster."""
-    deployment: Proxied = request.getfixturevalue(
-        f"proxied_{request.param.replace('standalone', 'server')}"
-    )
+    deployment: Proxied = request.getfixturevalue(request.param)
     return deployment
 
 
