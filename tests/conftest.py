@@ -52,6 +52,14 @@ def cluster_deployment() -> Iterator[ClusterDeployment]:
         yield deployment
 
 
+@pytest.fixture(scope="session")
+def proxied_cluster_deployment() -> Iterator[ClusterDeployment]:
+    """A three-primary cluster whose nodes announce the ports of their `FaultProxy`s, shared by
+    the tests that put faults on the proxies (each within its own `with` block)."""
+    with ClusterDeployment(primaries=3, proxied=True) as deployment:
+        yield deployment
+
+
 def backend_url(request: pytest.FixtureRequest, backend: str) -> str:
     """The URL of the Redis deployment behind a backend name."""
     if backend == "redis-tls":

@@ -12,6 +12,7 @@ that a bug in the client under test cannot hide a bug in the deployment (and vic
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import secrets
 import shutil
@@ -27,6 +28,7 @@ from types import TracebackType
 from typing import BinaryIO, Literal, Self, TypeVar
 from urllib.parse import quote, urlencode
 
+from tests.fault_proxy import FaultProxy
 from tests.redis_server import RedisServer, free_port
 
 HOST = "127.0.0.1"
@@ -57,34 +59,88 @@ class _NotYet(Exception):
 # --- a minimal RESP2 client, for the deployments' own checks ------------------------------------
 
 
+@dataclass(frozen=True)
+class Access:
+    """What `call` needs to talk to a server beyond plain TCP: TLS, a login, or both."""
+
+    tls: ssl.SSLContext | None = None
+    login: tuple[str, str] | None = field(default=None, repr=False)  # (username, password)
+
+
+_ACCESS: dict[int, Access] = {}
+"""How to reach the servers started here that need TLS or a login, by port; `call` looks here."""
+
+
 def call(
     port: int, *args: str | int, timeout: float = 1.0, tls: ssl.SSLContext | None = None
 ) -> Reply:
     """Send one command to the server on 127.0.0.1:`port` over a new connection; return the reply.
 
-    Bulk strings come back decoded as text. A frozen or dead server raises `OSError` (a timeout
-    or a refused connection) within `timeout`.
+    A server started here with TLS or a login is reached with them (see `Access`); `tls`
+    overrides the context. Bulk strings come back decoded as text. A frozen or dead server
+    raises `OSError` (a timeout or a refused connection) within `timeout`.
 
     Raises:
         ReplyError: The server answered with an error.
         OSError: The server could not be reached, or closed the connection.
     """
-    payload = b"*%d\r\n" % len(args)
-    for arg in args:
-        data = str(arg).encode()
-        payload += b"$%d\r\n%s\r\n" % (len(data), data)
+    access = _ACCESS.get(port, Access())
+    tls = tls or access.tls
+    commands = [args] if access.login is None else [("AUTH", *access.login), args]
+    payload = b""
+    for command in commands:
+        payload += b"*%d\r\n" % len(command)
+        for arg in command:
+            data = str(arg).encode()
+            payload += b"$%d\r\n%s\r\n" % (len(data), data)
     with socket.create_connection((HOST, port), timeout=timeout) as raw:
         # wrap_socket detaches `raw`, so the TLS socket's own `with` closes the connection.
         connection = tls.wrap_socket(raw, server_hostname=HOST) if tls is not None else raw
         with connection, connection.makefile("rb") as reader:
             connection.sendall(payload)
-            return _read_reply(reader)
+            replies = [_read_reply(reader) for _ in commands]
+            return replies[-1]
 
 
 def call_server(server: RedisServer, *args: str | int, timeout: float = 1.0) -> Reply:
-    """`call` on `server`, over TLS (with the client certificate) if it is a `TlsRedisServer`."""
-    tls = server.ssl_context() if isinstance(server, TlsRedisServer) else None
-    return call(server.port, *args, timeout=timeout, tls=tls)
+    """`call` on `server`'s port."""
+    return call(server.port, *args, timeout=timeout)
+
+
+def command_calls(port: int, command: str) -> int:
+    """How many times the server on `port` has run `command` (`INFO commandstats`)."""
+    stats = _info(port, "commandstats").get(f"cmdstat_{command.lower()}", "calls=0")
+    return int(stats.split(",")[0].removeprefix("calls="))
+
+
+def stat(port: int, name: str) -> int:
+    """A counter of `INFO stats` on the server on `port`, e.g. `total_reads_processed`."""
+    return int(_info(port, "stats")[name])
+
+
+class AccessedServer(RedisServer):
+    """A `redis-server` reached with the `Access` given (TLS, a login), also by `call`.
+
+    Attributes:
+        access: How to reach it; registered for its port until `close()`.
+    """
+
+    def __init__(self, port: int | None, *extra_args: str, access: Access) -> None:
+        super().__init__(port, *extra_args)
+        self.access = access
+        _ACCESS[self.port] = access
+
+    def ping(self) -> bool:
+        """Return whether the server answers PING right now (with its TLS and login)."""
+        try:
+            return call(self.port, "PING", timeout=0.5) == "PONG"
+        except (OSError, ReplyError):
+            return False
+
+    def close(self) -> None:
+        """Kill the server, remove its directory and forget its access."""
+        super().close()
+        _ACCESS.pop(self.port, None)
 
 
 def _read_reply(reader: BinaryIO) -> Reply:
@@ -246,12 +302,20 @@ class SentinelDeployment(_Deployment):
     of the first primary); the Sentinels then reconfigure it, e.g. an old primary restarted after
     a failover is turned into a replica of the new one.
 
+    With `tls=True` every process (data nodes and Sentinels) speaks TLS only, with one test CA
+    (`certificates`), and replicates and monitors over TLS. With `sentinel_login=(user,
+    password)` the Sentinels refuse anyone but that ACL user (their default user is off) and
+    log in to each other as that user; the data nodes stay open.
+
     Attributes:
         master_name: The name the Sentinels monitor the primary under.
         primary: The server started as the primary.
         replica: The server started as its replica.
         sentinels: The three Sentinels (`redis-server <conf> --sentinel`).
         sentinel_addresses: Their `(host, port)` pairs, for `redis.asyncio.sentinel.Sentinel`.
+        certificates: With `tls=True`, the directory of the test CA and certificates (see
+            `make_certificates`); None otherwise.
+        sentinel_login: The Sentinels' ACL user and password, if they require one.
     """
 
     def __init__(
@@ -261,30 +325,65 @@ class SentinelDeployment(_Deployment):
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 3000,
         startup_timeout: float = 20.0,
+        tls: bool = False,
+        sentinel_login: tuple[str, str] | None = None,
     ) -> None:
         self.master_name = master_name
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
         self.startup_timeout = startup_timeout
-        primary_port, replica_port, *sentinel_ports = _free_ports(5)
+        self.sentinel_login = sentinel_login
         self.servers = []
-        self.primary = self._add(RedisServer(primary_port, *_FAST_SYNC))
-        self.replica = self._add(
-            RedisServer(replica_port, *_FAST_SYNC, "--replicaof", HOST, str(primary_port))
-        )
-        self.sentinels = [self._add(RedisServer(port, "--sentinel")) for port in sentinel_ports]
+        self.directory = Path(tempfile.mkdtemp(prefix="valerie-sentinel-"))
+        try:
+            self.certificates = make_certificates(self.directory / "tls") if tls else None
+        except BaseException:
+            self.close()
+            raise
+        primary_port, replica_port, *sentinel_ports = _free_ports(5)
+        self.primary = self._add(primary_port, *_FAST_SYNC)
+        self.replica = self._add(replica_port, *_FAST_SYNC, "--replicaof", HOST, str(primary_port))
+        self.sentinels = [
+            self._add(port, "--sentinel", login=sentinel_login) for port in sentinel_ports
+        ]
         self.sentinel_addresses: list[Address] = [(HOST, port) for port in sentinel_ports]
         self._last_primary: Address = (HOST, primary_port)
 
-    def _add(self, server: RedisServer) -> RedisServer:
+    def _add(self, port: int, *args: str, login: tuple[str, str] | None = None) -> RedisServer:
+        server: RedisServer
+        if self.certificates is not None:
+            server = TlsRedisServer(port, *args, certificates=self.certificates, login=login)
+        elif login is not None:
+            server = AccessedServer(port, *args, access=Access(login=login))
+        else:
+            server = RedisServer(port, *args)
         self.servers.append(server)
         return server
 
     @property
     def url(self) -> str:
-        """The `redis+sentinel://` URL of the primary, in the form valerie's store accepts."""
+        """The `redis+sentinel://` URL of the primary, in the form valerie's store accepts
+        (`rediss+sentinel://` with the test CA and client certificate, with TLS; with the
+        Sentinels' login as `sentinel_username` and `sentinel_password`, if they need one)."""
         hosts = ",".join(f"{host}:{port}" for host, port in self.sentinel_addresses)
-        return f"redis+sentinel://{hosts}/{self.master_name}/0"
+        query: dict[str, str] = {}
+        if self.certificates is not None:
+            query |= {
+                "ssl_ca_certs": str(self.certificates / "ca.crt"),
+                "ssl_certfile": str(self.certificates / "client.crt"),
+                "ssl_keyfile": str(self.certificates / "client.key"),
+            }
+        if self.sentinel_login is not None:
+            username, password = self.sentinel_login
+            query |= {"sentinel_username": username, "sentinel_password": password}
+        scheme = "rediss+sentinel" if self.certificates is not None else "redis+sentinel"
+        url = f"{scheme}://{hosts}/{self.master_name}/0"
+        return f"{url}?{urlencode(query)}" if query else url
+
+    def close(self) -> None:
+        """Kill every process and remove every directory of the deployment."""
+        super().close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def start(self) -> None:
         """Start every process; return once the replica is in sync and the Sentinels agree."""
@@ -325,7 +424,16 @@ class SentinelDeployment(_Deployment):
 
     def _sentinel_config(self, own_id: str, ids: Sequence[str]) -> str:
         name = self.master_name
-        lines = [
+        lines = []
+        if self.sentinel_login is not None:
+            username, password = self.sentinel_login
+            lines += [
+                "user default off",
+                f"user {username} on >{password} ~* &* +@all",
+                f"sentinel sentinel-user {username}",
+                f"sentinel sentinel-pass {password}",
+            ]
+        lines += [
             f"sentinel myid {own_id}",
             "sentinel resolve-hostnames no",
             f"sentinel monitor {name} {HOST} {self.primary.port} 2",
@@ -495,22 +603,28 @@ class _ClusterNodeLine:
 _UNHEALTHY = frozenset({"fail", "fail?", "handshake", "noaddr"})
 
 
-def _cluster_nodes(port: int) -> list[_ClusterNodeLine]:
-    return [
+def _cluster_nodes(port: int, real: dict[int, int] | None = None) -> list[_ClusterNodeLine]:
+    """CLUSTER NODES of the node on `port`; `real` maps announced ports to listening ones."""
+    lines = [
         _ClusterNodeLine.parse(line)
         for line in _text(call(port, "CLUSTER", "NODES")).splitlines()
         if line
     ]
+    if real:
+        lines = [dataclasses.replace(line, port=real.get(line.port, line.port)) for line in lines]
+    return lines
 
 
-def _slot_owners(port: int) -> set[int]:
-    """The ports of the primaries that `port`'s CLUSTER SLOTS names, checking full coverage."""
+def _slot_owners(port: int, real: dict[int, int] | None = None) -> set[int]:
+    """The ports of the primaries that `port`'s CLUSTER SLOTS names, checking full coverage;
+    `real` maps announced ports to listening ones."""
     owners: set[int] = set()
     covered = 0
     for entry in _items(call(port, "CLUSTER", "SLOTS")):
         start, end, primary, *_ = _items(entry)
         covered += int(str(end)) - int(str(start)) + 1
-        owners.add(int(str(_items(primary)[1])))
+        announced = int(str(_items(primary)[1]))
+        owners.add((real or {}).get(announced, announced))
     if covered != CLUSTER_SLOTS:
         raise _NotYet(f"node {port}: CLUSTER SLOTS covers {covered} slots")
     return owners
@@ -527,6 +641,11 @@ class ClusterDeployment(_Deployment):
     deployment's directory, so `restart()` brings it back as the same node, empty, and rejoining:
     a killed primary whose replica took over comes back as that replica's replica.
 
+    With `proxied=True` each node has a `FaultProxy` in front of it and announces the proxy's
+    port (`cluster-announce-port`), so clients reach every node, after redirections too, through
+    its proxy; the deployment's own checks talk to the nodes directly. Replicas then replicate
+    through the proxies as well.
+
     Attributes:
         nodes: Every node, as a `RedisServer` (kill, freeze, thaw, restart).
         primaries: The nodes created as primaries.
@@ -534,6 +653,7 @@ class ClusterDeployment(_Deployment):
         node_ids: Each node's cluster id, by port.
         seed_url: `redis://` URL of the first node, for `RedisCluster.from_url`.
         startup_nodes: Every node's `(host, port)`.
+        proxies: With `proxied=True`, each node's proxy, by the node's port.
     """
 
     def __init__(
@@ -543,6 +663,7 @@ class ClusterDeployment(_Deployment):
         *,
         node_timeout_ms: int = 1000,
         startup_timeout: float = 30.0,
+        proxied: bool = False,
     ) -> None:
         if primaries < 3:
             raise ValueError(f"primaries={primaries}: redis-cli needs at least 3 to make a cluster")
@@ -552,11 +673,20 @@ class ClusterDeployment(_Deployment):
         self.startup_timeout = startup_timeout
         count = primaries * (1 + replicas_per_primary)
         # The bus port is chosen too: the default, port + 10000, may be taken or above 65535.
-        ports = _free_ports(2 * count)
+        ports = _free_ports((3 if proxied else 2) * count)
         self.directory = Path(tempfile.mkdtemp(prefix="valerie-cluster-"))
+        self.proxies = (
+            {
+                port: FaultProxy(port, proxy_port)
+                for port, proxy_port in zip(ports[:count], ports[2 * count :], strict=True)
+            }
+            if proxied
+            else {}
+        )
+        self._real_ports = {proxy.port: port for port, proxy in self.proxies.items()}
         self.nodes = [
             RedisServer(port, *self._node_args(port, bus_port, node_timeout_ms))
-            for port, bus_port in zip(ports[:count], ports[count:], strict=True)
+            for port, bus_port in zip(ports[:count], ports[count : 2 * count], strict=True)
         ]
         self.servers = list(self.nodes)
         self.primaries: list[RedisServer] = []
@@ -565,11 +695,14 @@ class ClusterDeployment(_Deployment):
         self._replicas_of: dict[int, list[int]] = {}
 
     def _node_args(self, port: int, bus_port: int, node_timeout_ms: int) -> tuple[str, ...]:
+        proxy = self.proxies.get(port)
+        announce = ("--cluster-announce-port", str(proxy.port)) if proxy is not None else ()
         return (
             "--cluster-enabled", "yes",
             "--cluster-config-file", str(self.directory / f"nodes-{port}.conf"),
             "--cluster-node-timeout", str(node_timeout_ms),
             "--cluster-port", str(bus_port),
+            *announce,
             *_FAST_SYNC,
         )  # fmt: skip
 
@@ -585,8 +718,10 @@ class ClusterDeployment(_Deployment):
 
     @property
     def url(self) -> str:
-        """The `redis+cluster://` URL of every node, in the form valerie's store accepts."""
-        return "redis+cluster://" + ",".join(f"{host}:{port}" for host, port in self.startup_nodes)
+        """The `redis+cluster://` URL of every node (of its proxy, if proxied), in the form
+        valerie's store accepts."""
+        ports = [self.proxies[node.port].port if self.proxies else node.port for node in self.nodes]
+        return "redis+cluster://" + ",".join(f"{HOST}:{port}" for port in ports)
 
     def node_at(self, port: int) -> RedisServer:
         """Return the node listening on `port`."""
@@ -601,6 +736,8 @@ class ClusterDeployment(_Deployment):
 
     def start(self) -> None:
         """Start the nodes, create the cluster and wait until it serves every slot."""
+        for proxy in self.proxies.values():
+            proxy.start()
         for node in self.nodes:
             node.start()
         created = subprocess.run(
@@ -646,10 +783,10 @@ class ClusterDeployment(_Deployment):
                 )
                 if state != ("ok", str(CLUSTER_SLOTS), str(len(self.nodes))):
                     raise _NotYet(f"node {node.port}: CLUSTER INFO state, slots, nodes = {state}")
-                owners = _slot_owners(node.port)
+                owners = _slot_owners(node.port, self._real_ports)
                 if not owners <= running_ports:
                     raise _NotYet(f"node {node.port}: slots served by {owners - running_ports}")
-                lines = _cluster_nodes(node.port)
+                lines = _cluster_nodes(node.port, self._real_ports)
                 for line in lines:
                     if line.port in running_ports and (
                         line.flags & _UNHEALTHY or not line.connected
@@ -665,7 +802,7 @@ class ClusterDeployment(_Deployment):
         self._learn_topology(running[0].port)
 
     def _learn_topology(self, port: int) -> None:
-        lines = _cluster_nodes(port)
+        lines = _cluster_nodes(port, self._real_ports)
         by_id = {line.node_id: line.port for line in lines}
         self.node_ids = {line.port: line.node_id for line in lines}
         self._replicas_of = {
@@ -701,7 +838,7 @@ class ClusterDeployment(_Deployment):
             for node in survivors:
                 if _info(node.port, "cluster-info")["cluster_state"] != "ok":
                     raise _NotYet(f"node {node.port} says cluster_state is not ok")
-                if killed_node.port in _slot_owners(node.port):
+                if killed_node.port in _slot_owners(node.port, self._real_ports):
                     raise _NotYet(f"node {node.port} still routes slots to {killed_node.port}")
             return promoted[0]
 
@@ -717,8 +854,10 @@ class ClusterDeployment(_Deployment):
                 _replicated(primary, [self.node_at(p) for p in replica_ports], timeout)
 
     def close(self) -> None:
-        """Kill every node and remove every directory of the deployment."""
+        """Kill every node and proxy, and remove every directory of the deployment."""
         super().close()
+        for proxy in self.proxies.values():
+            proxy.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -807,12 +946,39 @@ def _make_certificates(directory: Path) -> None:
         )  # fmt: skip
 
 
-class TlsRedisServer(RedisServer):
+def _check_tls_support() -> None:
+    executable = shutil.which("redis-server")
+    if executable is not None and not redis_supports_tls(executable):
+        raise TlsUnsupported(
+            f"{executable} was built without TLS support (it rejects `tls-port`); TLS tests "
+            "need a build with BUILD_TLS=yes, such as Debian's and Homebrew's redis packages"
+        )
+    if shutil.which("openssl") is None:
+        raise TlsUnsupported("the `openssl` command is not on PATH; it makes the test certs")
+
+
+def make_certificates(directory: Path) -> Path:
+    """Make a test CA, a server and a client certificate in `directory` (new); return it.
+
+    Several `TlsRedisServer`s given the same directory trust each other, as a deployment's
+    servers must (replication and Sentinel over TLS).
+
+    Raises:
+        TlsUnsupported: `redis-server` cannot do TLS, or `openssl` is missing or failed.
+    """
+    _check_tls_support()
+    _make_certificates(directory)
+    return directory
+
+
+class TlsRedisServer(AccessedServer):
     """A `redis-server` that speaks TLS only, with a test CA, server and client certificates.
 
-    The certificates are made with the `openssl` command in the server's temp directory, and
-    the server certificate is valid for `IP:127.0.0.1` and `DNS:localhost`, so clients can verify
-    it with `ca_cert` and hostname checking on. `port` is the TLS port; plain TCP is off.
+    The certificates are made with the `openssl` command in the server's temp directory (or
+    taken from `certificates`, made by `make_certificates`), and the server certificate is
+    valid for `IP:127.0.0.1` and `DNS:localhost`, so clients can verify it with `ca_cert` and
+    hostname checking on. `port` is the TLS port; plain TCP is off. Outgoing connections
+    (replication, a Sentinel's links) use TLS too, with the client certificate.
 
     Attributes:
         ca_cert: The test CA's certificate (`ssl_ca_certs`).
@@ -829,26 +995,23 @@ class TlsRedisServer(RedisServer):
         port: int | None = None,
         *extra_args: str,
         auth_clients: Literal["yes", "optional", "no"] = "optional",
+        certificates: Path | None = None,
+        login: tuple[str, str] | None = None,
     ) -> None:
-        executable = shutil.which("redis-server")
-        if executable is not None and not redis_supports_tls(executable):
-            raise TlsUnsupported(
-                f"{executable} was built without TLS support (it rejects `tls-port`); TLS tests "
-                "need a build with BUILD_TLS=yes, such as Debian's and Homebrew's redis packages"
-            )
-        if shutil.which("openssl") is None:
-            raise TlsUnsupported("the `openssl` command is not on PATH; it makes the test certs")
-        super().__init__(port, *extra_args)
+        _check_tls_support()
+        super().__init__(port, *extra_args, access=Access())
         self.auth_clients = auth_clients
-        tls = self.directory / "tls"
+        tls = certificates or self.directory / "tls"
         self.ca_cert = tls / "ca.crt"
         self.server_cert, self.server_key = tls / "server.crt", tls / "server.key"
         self.client_cert, self.client_key = tls / "client.crt", tls / "client.key"
-        try:
-            _make_certificates(tls)
-        except BaseException:
-            shutil.rmtree(self.directory, ignore_errors=True)
-            raise
+        if certificates is None:
+            try:
+                _make_certificates(tls)
+            except BaseException:
+                self.close()
+                raise
+        self.access = _ACCESS[self.port] = Access(self.ssl_context(), login)
         self.extra_args = (
             "--port", "0",
             "--tls-port", str(self.port),
@@ -856,6 +1019,9 @@ class TlsRedisServer(RedisServer):
             "--tls-key-file", str(self.server_key),
             "--tls-ca-cert-file", str(self.ca_cert),
             "--tls-auth-clients", auth_clients,
+            "--tls-replication", "yes",
+            "--tls-client-cert-file", str(self.client_cert),
+            "--tls-client-key-file", str(self.client_key),
             *extra_args,
         )  # fmt: skip
 
@@ -877,13 +1043,6 @@ class TlsRedisServer(RedisServer):
         if client_cert:
             context.load_cert_chain(self.client_cert, self.client_key)
         return context
-
-    def ping(self) -> bool:
-        """Return whether the server answers PING over TLS right now."""
-        try:
-            return call(self.port, "PING", timeout=0.5, tls=self.ssl_context()) == "PONG"
-        except (OSError, ReplyError):
-            return False
 
     def command(self, *args: str) -> bytes:
         """Send one command with redis-cli over TLS and return its raw output."""

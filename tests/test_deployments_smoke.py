@@ -16,15 +16,19 @@ from redis.backoff import ExponentialBackoff
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoPermissionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from tests import redis_deployments
+from tests.fault_proxy import FaultProxy, command_named
 from tests.redis_deployments import (
     CLUSTER_SLOTS,
     ClusterDeployment,
     SentinelDeployment,
     TlsRedisServer,
     TlsUnsupported,
+    call,
+    command_calls,
     create_acl_user,
 )
 from tests.redis_server import RedisServer
@@ -210,3 +214,107 @@ async def test_an_acl_user_on_a_tls_server(tls_server: TlsRedisServer) -> None:
             await client.get("k")
     finally:
         await client.aclose()
+
+
+async def test_a_fault_proxy_forwards_and_loses_only_the_replies_it_is_told_to(
+    redis_server: RedisServer,
+) -> None:
+    """Through the proxy a client works as usual; under a fault the server runs the matching
+    command but its reply is dropped (the connection closes) or stalled (the client times
+    out), while other commands, and the same command once the fault is over, get theirs."""
+    key = f"proxy:{uuid.uuid4().hex}"
+    with FaultProxy(redis_server.port) as proxy:
+        client = Redis.from_url(proxy.url, socket_timeout=0.5, retry=Retry(ExponentialBackoff(), 0))
+        try:
+            await client.set(key, "v")
+            before = command_calls(redis_server.port, "get")
+            with proxy.fault("drop", command_named("GET", key=key)) as dropped:
+                with pytest.raises(RedisConnectionError):
+                    await client.get(key)
+                assert await client.get("another key") is None
+            with proxy.fault("stall", command_named("GET", key=key)) as stalled:
+                with pytest.raises(RedisTimeoutError):
+                    await client.get(key)
+                assert await client.set(key, "w")
+            assert await client.get(key) == b"w"
+        finally:
+            await client.aclose()
+    assert (dropped.hits, stalled.hits) == (1, 1)
+    assert command_calls(redis_server.port, "get") - before == 4  # the lost replies' GETs ran
+
+
+async def test_a_proxied_cluster_routes_every_node_through_its_proxy(
+    proxied_cluster_deployment: ClusterDeployment,
+) -> None:
+    """Every node announces its proxy's port, so a client given the proxies is only ever sent
+    to proxies, and serves every slot through them."""
+    deployment = proxied_cluster_deployment
+    proxy_ports = {proxy.port for proxy in deployment.proxies.values()}
+    for node in deployment.nodes:
+        slots = call(node.port, "CLUSTER", "SLOTS")
+        assert isinstance(slots, list)
+        announced = set()
+        for entry in slots:  # [start, end, [host, port, id], replicas...]
+            assert isinstance(entry, list)
+            assert isinstance(entry[2], list)
+            announced.add(int(str(entry[2][1])))
+        assert announced == proxy_ports
+    values = {f"proxied:{n}": str(n) for n in range(300)}  # in every node's slots
+    startup = [ClusterNode("127.0.0.1", port) for port in proxy_ports]
+    client = RedisCluster(startup_nodes=startup, decode_responses=True)
+    try:
+        await client.mset_nonatomic(values)
+        assert await client.mget_nonatomic(list(values)) == list(values.values())
+        assert {node.port for node in client.get_nodes()} == proxy_ports
+    finally:
+        await client.delete(*values)
+        await client.aclose()
+
+
+async def test_a_tls_sentinel_deployment_speaks_tls_only() -> None:
+    """Sentinels and data nodes answer over TLS with the test CA (and nothing else): a redis-py
+    Sentinel client finds the primary and writes through it."""
+    with SentinelDeployment(tls=True) as deployment:
+        assert deployment.certificates is not None
+        tls = {
+            "ssl": True,
+            "ssl_ca_certs": str(deployment.certificates / "ca.crt"),
+            "ssl_certfile": str(deployment.certificates / "client.crt"),
+            "ssl_keyfile": str(deployment.certificates / "client.key"),
+        }
+        sentinel = Sentinel(deployment.sentinel_addresses, sentinel_kwargs=tls, **tls)  # type: ignore[no-untyped-call]
+        primary = sentinel.master_for(deployment.master_name, socket_timeout=1.0)
+        try:
+            await primary.set("tls-sentinel", "yes")
+            assert await primary.get("tls-sentinel") == b"yes"
+        finally:
+            await primary.aclose()
+            await sentinel.aclose()
+        for server in deployment.servers:
+            assert server.ping()
+            assert not RedisServer.ping(server)  # plain TCP: no answer
+
+
+async def test_sentinels_with_a_login_refuse_anyone_else() -> None:
+    """With sentinel_login, the Sentinels answer their ACL user and refuse an anonymous client;
+    the data nodes stay open."""
+    login = ("watcher", "w4tch-w0rd")
+    with SentinelDeployment(sentinel_login=login) as deployment:
+        username, password = login
+        guarded = Sentinel(  # type: ignore[no-untyped-call]
+            deployment.sentinel_addresses,
+            sentinel_kwargs={"username": username, "password": password},
+        )
+        anonymous = Sentinel(  # type: ignore[no-untyped-call]
+            deployment.sentinel_addresses,
+            sentinel_kwargs={"retry": Retry(ExponentialBackoff(), 0)},  # a refusal is final
+        )
+        try:
+            address = await guarded.discover_master(deployment.master_name)
+            assert address == ("127.0.0.1", deployment.primary.port)
+            with pytest.raises(RedisConnectionError):
+                await anonymous.discover_master(deployment.master_name)
+        finally:
+            await guarded.aclose()
+            await anonymous.aclose()
+        assert deployment.primary.ping()

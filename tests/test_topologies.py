@@ -1,12 +1,16 @@
-"""The Redis store on each topology its URL can name: Sentinel failover, TLS with an ACL user
-limited to the store's prefix, readiness probes, an injected client, configuration."""
+"""The Redis store on each topology its URL can name: Sentinel and Cluster failovers, TLS with
+an ACL user limited to the store's prefix, Sentinel over TLS and Sentinels with their own ACL
+user, readiness probes, an injected client, configuration."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+import secrets
 import time
 import uuid
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Awaitable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from redis.asyncio import Redis
@@ -29,6 +33,19 @@ from valerie.infrastructure import (
     get_session_store,
 )
 
+T = TypeVar("T")
+CALL_BOUND = 5.0  # seconds any call may take during a failover (timeout=0.5, 2 retries)
+
+
+async def timed(call: Awaitable[T]) -> T:
+    """Await a store call; fail the test if it took CALL_BOUND or longer, success or error."""
+    started = time.monotonic()
+    try:
+        return await call
+    finally:
+        elapsed = time.monotonic() - started
+        assert elapsed < CALL_BOUND, f"a call took {elapsed:.1f} s"
+
 
 @pytest.fixture
 def private_sentinel() -> Iterator[SentinelDeployment]:
@@ -43,28 +60,31 @@ async def test_sentinel_failover_is_survived_by_the_same_store(
     private_sentinel: SentinelDeployment, fault: str
 ) -> None:
     """Kill or freeze (SIGSTOP) the primary: calls fail with the unavailable error or succeed,
-    never hang; once Sentinel promotes the replica the same store serves again, with the
-    sessions written (and replicated) before the failover."""
+    each within its bound; once Sentinel promotes the replica the same store serves again,
+    with the sessions written (and replicated) before the failover."""
     async with RedisSessionStore(private_sentinel.url, prefix="failover:", timeout=0.5) as store:
-        await store.save_many({f"s{n}": {"n": n} for n in range(50)})
+        await timed(store.save_many({f"s{n}": {"n": n} for n in range(50)}))
         private_sentinel.wait_until_replicated()
         old = private_sentinel.current_primary_address()
         getattr(private_sentinel.primary, fault)()
         deadline = time.monotonic() + 30
+        failures = 0
         while True:
-            started = time.monotonic()
             try:
-                await store.save("after", {"ok": True})
+                await timed(store.save("after", {"ok": True}))
                 break
             except BackendUnavailableError:
-                assert time.monotonic() - started < 5  # each call bounded by its timeouts
+                failures += 1
                 assert time.monotonic() < deadline, "no new primary within 30 s"
+        assert failures > 0, "the fault was never felt"
         assert private_sentinel.current_primary_address() != old
-        assert await store.load("after") == {"ok": True}
-        assert await store.load_many([f"s{n}" for n in range(50)]) == {
+        assert await timed(store.load("after")) == {"ok": True}
+        assert await timed(store.load_many([f"s{n}" for n in range(50)])) == {
             f"s{n}": {"n": n} for n in range(50)
         }
-        assert await store.update("s1", lambda s: {"n": (s or {"n": 0})["n"] + 1}) == {"n": 2}
+        assert await timed(store.update("s1", lambda s: {"n": (s or {"n": 0})["n"] + 1})) == {
+            "n": 2
+        }
 
 
 @pytest.fixture
@@ -79,25 +99,32 @@ def private_cluster() -> Iterator[ClusterDeployment]:
 async def test_cluster_failover_is_survived_by_the_same_store(
     private_cluster: ClusterDeployment, fault: str
 ) -> None:
-    """Kill or freeze a primary: calls fail fast or succeed; once its replica is promoted the
-    same store serves every slot again, with the sessions replicated before the fault."""
-    ids = [f"s{n}" for n in range(300)]
+    """Kill or freeze a primary: calls fail fast or succeed, each within its bound; once its
+    replica is promoted the same store serves every slot again, with the sessions replicated
+    before the fault."""
+    ids = [f"s{n}" for n in range(300)]  # in every primary's slots
+    victim = private_cluster.primaries[0]
+    (replica,) = private_cluster.replicas_of(victim)
     async with RedisSessionStore(private_cluster.url, prefix="cfail:", timeout=0.5) as store:
-        await store.save_many({session_id: {"id": session_id} for session_id in ids})
+        await timed(store.save_many({session_id: {"id": session_id} for session_id in ids}))
         private_cluster.wait_until_replicated()
-        getattr(private_cluster.primaries[0], fault)()
+        getattr(victim, fault)()
         deadline = time.monotonic() + 30
+        failures = 0
         while True:
-            started = time.monotonic()
             try:
-                loaded = await store.load_many(ids)
-                await store.update("s1", lambda s: {**(s or {}), "after": True})
+                loaded = await timed(store.load_many(ids))
+                await timed(store.update("s1", lambda s: {**(s or {}), "after": True}))
                 break
             except BackendUnavailableError:
-                assert time.monotonic() - started < 5  # each call bounded by its timeouts
+                failures += 1
                 assert time.monotonic() < deadline, "the cluster did not recover within 30 s"
+        assert failures > 0, "the fault was never felt"
+        promoted = await asyncio.to_thread(private_cluster.wait_for_failover, victim, 10.0)
+        assert promoted is replica  # the primary changed
         assert loaded == {session_id: {"id": session_id} for session_id in ids}
-        assert await store.count() == 300
+        assert await timed(store.count()) == 300
+        assert await timed(store.load("s1")) == {"id": "s1", "after": True}
 
 
 async def test_tls_with_an_acl_user_limited_to_the_prefix(tls_server: TlsRedisServer) -> None:
@@ -127,6 +154,66 @@ async def test_tls_without_the_ca_is_refused_as_unavailable(tls_server: TlsRedis
     async with RedisSessionStore(tls_server.url, prefix="noca:", retries=0) as store:
         with pytest.raises(BackendUnavailableError):
             await store.load("s1")
+
+
+@pytest.fixture(scope="module")
+def tls_sentinel() -> Iterator[SentinelDeployment]:
+    """Primary, replica and three Sentinels, every one speaking TLS only (one test CA)."""
+    with SentinelDeployment(tls=True) as deployment:
+        yield deployment
+
+
+@pytest.fixture(scope="module")
+def guarded_sentinel() -> Iterator[SentinelDeployment]:
+    """Sentinels that answer only their own ACL user (their default user is off)."""
+    login = ("watcher", secrets.token_urlsafe(16))
+    with SentinelDeployment(sentinel_login=login) as deployment:
+        yield deployment
+
+
+async def serve_through(url: str) -> None:
+    """Use a store on `url` for everything it does, and check that it did it."""
+    async with RedisSessionStore(url, prefix=f"through:{uuid.uuid4().hex[:8]}:") as store:
+        await store.save_many({f"s{n}": {"n": n} for n in range(20)})
+        assert await store.update("s1", lambda s: {"n": 100}) == {"n": 100}
+        async with store.lock("s1", timeout=5):
+            assert await store.load("s1") == {"n": 100}
+        assert await store.count() == 20
+        assert (await store.ping())["topology"] == "sentinel"
+        assert await store.clear() == 20
+
+
+async def test_rediss_sentinel_talks_tls_to_the_sentinels_and_the_data_nodes(
+    tls_sentinel: SentinelDeployment,
+) -> None:
+    """rediss+sentinel:// with the CA and a client certificate: the store asks the Sentinels
+    over TLS, and serves from the primary over TLS; nothing there listens without TLS."""
+    assert tls_sentinel.url.startswith("rediss+sentinel://")
+    await serve_through(tls_sentinel.url)
+    plain = tls_sentinel.url.replace("rediss+sentinel://", "redis+sentinel://").partition("?")[0]
+    async with RedisSessionStore(plain, prefix="plain:", retries=0) as store:
+        with pytest.raises(BackendUnavailableError):
+            await store.load("s1")
+
+
+async def test_sentinel_username_and_password_log_in_to_the_sentinels(
+    guarded_sentinel: SentinelDeployment,
+) -> None:
+    """?sentinel_username=&sentinel_password= are what the Sentinels are asked with; without
+    them, or with a wrong password, the store fails with an error that says authentication
+    failed and shows no password."""
+    assert guarded_sentinel.sentinel_login is not None
+    username, password = guarded_sentinel.sentinel_login
+    await serve_through(guarded_sentinel.url)
+    without = guarded_sentinel.url.partition("?")[0]
+    wrong = without + f"?sentinel_username={username}&sentinel_password=not-{password}"
+    for url in (without, wrong):
+        async with RedisSessionStore(url, prefix="guarded:", retries=0) as store:
+            with pytest.raises(BackendError) as caught:
+                await store.load("s1")
+        message = str(caught.value)
+        assert re.search("auth", message, re.IGNORECASE), message
+        assert password not in message
 
 
 async def test_ping_reports_latency_and_topology(

@@ -132,6 +132,10 @@ async def close_client(client: RedisClient) -> None:
     """
     if isinstance(client, RedisCluster):
         await client.aclose()
+        # aclose() does nothing while the client is due to re-learn the slot map (after any
+        # connection error), which left every node's connections open: close them anyway.
+        await client.nodes_manager.aclose()
+        await client.nodes_manager.aclose("startup_nodes")
         return
     await client.connection_pool.disconnect(inuse_connections=False)
     pool = getattr(client, "connection_pool", None)
