@@ -99,11 +99,11 @@ async def test_deleted_sessions_leave_no_bookkeeping(
         await store.save(f"s{n}", {}, ttl=30)
         await store.delete(f"s{n}")
     assert store._entries == {}
-    assert all(not bucket for bucket in store._buckets.values())
+    assert all(not bucket for bucket in store._expiry.buckets.values())
     clock.advance(31)
     await store.exists("s1")
-    assert store._buckets == {}
-    assert store._bucket_heap == []
+    assert store._expiry.buckets == {}
+    assert store._expiry.heap == []
 
 
 async def test_memory_is_bounded_by_live_sessions_under_churn(
@@ -115,8 +115,8 @@ async def test_memory_is_bounded_by_live_sessions_under_churn(
         clock.advance(0.5)
     # 20 live sessions, plus those of the one-second bucket that is not over yet.
     assert len(store._entries) <= 20 + 2
-    assert len(store._buckets) <= 11
-    assert len(store._bucket_heap) <= 12
+    assert len(store._expiry.buckets) <= 11
+    assert len(store._expiry.heap) <= 12
 
 
 async def test_lru_evicts_the_least_recently_used_session(clock: FakeClock) -> None:
@@ -149,7 +149,7 @@ async def test_lru_resaving_does_not_evict(clock: FakeClock) -> None:
     await store.save("a", {"v": 2})
     assert await store.load("a") == {"v": 2}
     assert await store.exists("b")
-    assert sum(map(len, store._buckets.values())) == 2
+    assert sum(map(len, store._expiry.buckets.values())) == 2
 
 
 @pytest.mark.parametrize("max_sessions", [0, -1, 1.5, "10", True])
@@ -199,16 +199,16 @@ async def test_sessions_that_come_and_go_leave_one_heap_entry_per_second(
         await store.save(f"tmp{n}", {}, ttl=3600)
         await store.delete(f"tmp{n}")
         clock.advance(0.001)
-    assert len(store._bucket_heap) <= 21
-    assert len(store._buckets) <= 21
+    assert len(store._expiry.heap) <= 21
+    assert len(store._expiry.buckets) <= 21
     clock.advance(4000)
-    before = len(store._bucket_heap)
+    before = len(store._expiry.heap)
     await store.exists("x")
-    assert len(store._bucket_heap) == before - 8  # one call: 8 steps, not the whole backlog
+    assert len(store._expiry.heap) == before - 8  # one call: 8 steps, not the whole backlog
     for _ in range(5):
         await store.exists("x")
-    assert store._bucket_heap == []
-    assert store._buckets == {}
+    assert store._expiry.heap == []
+    assert store._expiry.buckets == {}
 
 
 async def test_lru_prefers_an_expired_session_to_a_live_one(clock: FakeClock) -> None:
