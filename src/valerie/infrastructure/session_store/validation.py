@@ -51,7 +51,7 @@ def check_session_id(session_id: object) -> str:
             "pass the conversation's id as text, e.g. str(user_id)"
         )
     if not session_id:
-        raise InvalidSessionIdError("session_id must not be empty")
+        raise InvalidSessionIdError("session_id must not be empty; pass the conversation's id")
     for position, char in enumerate(session_id):
         category = unicodedata.category(char)
         if category == "Cc":
