@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from typing import Any
 
 import pytest
 
-from valerie.infrastructure import ConfigurationError, InMemorySessionStore
+from valerie.infrastructure import ConfigurationError, InMemorySessionStore, LockNotOwnedError
 
 
 class FakeClock:
@@ -155,8 +156,15 @@ async def test_lru_resaving_does_not_evict(clock: FakeClock) -> None:
 @pytest.mark.parametrize("max_sessions", [0, -1, 1.5, "10", True])
 def test_invalid_max_sessions_is_a_configuration_error(max_sessions: object) -> None:
     """max_sessions must be a positive int or None."""
-    with pytest.raises(ConfigurationError, match="max_sessions"):
+    with pytest.raises(ConfigurationError, match=r"max_sessions=10_000"):
         InMemorySessionStore(max_sessions=max_sessions)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("clock", [None, 1000.0, "monotonic"])
+def test_a_clock_that_cannot_be_called_is_a_configuration_error(clock: Any) -> None:
+    """clock must be a function, checked when the store is made, not at its first call."""
+    with pytest.raises(ConfigurationError, match=r"clock=time\.monotonic"):
+        InMemorySessionStore(clock=clock)
 
 
 async def test_the_store_keeps_bytes_not_the_callers_objects(store: InMemorySessionStore) -> None:
@@ -232,3 +240,72 @@ async def test_expired_leases_nobody_released_are_dropped(
         await store.lock(f"s{n}", timeout=1).acquire()
         clock.advance(0.5)
     assert len(store._locks) <= 4
+
+
+async def test_expired_leases_behind_a_long_one_are_dropped(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """A long lease taken first does not keep the short ones taken after it from being
+    dropped once expired."""
+    await store.lock("long", timeout=3600).acquire()
+    for n in range(1000):
+        await store.lock(f"s{n}", timeout=1).acquire()
+        clock.advance(0.5)
+    assert set(store._locks) <= {"long", "s996", "s997", "s998", "s999"}
+    assert "long" in store._locks
+
+
+async def test_each_lease_call_drops_a_bounded_number_of_expired_leases(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """A backlog of expired leases is paid for a few at a time, not by one call, and is
+    gone after a few more calls."""
+    for n in range(1000):
+        await store.lock(f"s{n}", timeout=1).acquire()
+    clock.advance(5)
+    lease = store.lock("new", timeout=1)
+    await lease.acquire()
+    assert 1000 - (len(store._locks) - 1) <= 8
+    for _ in range(200):
+        await lease.extend()
+    assert set(store._locks) == {"new"}
+    assert len(store._lock_expiry.heap) <= 2
+
+
+async def test_released_and_extended_leases_leave_no_bookkeeping(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """Releasing or extending a lease moves it out of its old expiry bucket, so nothing
+    accumulates however often leases come and go."""
+    for n in range(500):
+        lease = store.lock(f"s{n % 7}", timeout=30)
+        await lease.acquire()
+        await lease.extend(60)
+        await lease.release()
+        clock.advance(0.1)
+    assert store._locks == {}
+    assert all(not bucket for bucket in store._lock_expiry.buckets.values())
+    clock.advance(61)
+    lease = store.lock("x")
+    for _ in range(10):  # 8 steps each: emptied buckets are dropped a few at a time too
+        await lease.acquire()
+    assert set(store._locks) == {"x"}
+    assert len(store._lock_expiry.buckets) == 1
+
+
+async def test_an_expired_lease_is_not_its_holders_any_more(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """At its deadline, exactly, the holder can neither release nor extend it, and another
+    holder can take it."""
+    lease = store.lock("s1", timeout=10)
+    await lease.acquire()
+    clock.advance(9.999)
+    await lease.extend(10)  # still held: renewed to 10 s from now
+    clock.advance(10)
+    with pytest.raises(LockNotOwnedError):
+        await lease.release()
+    with pytest.raises(LockNotOwnedError):
+        await lease.extend()
+    async with store.lock("s1", wait=0):
+        pass
