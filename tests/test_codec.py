@@ -5,12 +5,19 @@ from __future__ import annotations
 import collections
 import enum
 import json
+import subprocess
+import sys
 from typing import Any
 
 import orjson
 import pytest
 
-from valerie.infrastructure import CorruptedSessionError, SerializationError
+from valerie.infrastructure import (
+    ConfigurationError,
+    CorruptedSessionError,
+    InvalidArgumentError,
+    SerializationError,
+)
 from valerie.infrastructure.session_store import MAX_DEPTH, StateCodec
 
 CODECS = [StateCodec(fast=False), StateCodec(fast=True)]
@@ -105,3 +112,43 @@ def test_error_messages_name_the_fix(codec: StateCodec) -> None:
         codec.encode({"when": datetime.datetime(2026, 1, 1)})
     with pytest.raises(SerializationError, match="JSON object keys must be str"):
         codec.encode({"ids": {7: "seven"}})
+
+
+@pytest.mark.parametrize("data", [5, None, ["{}"], {"a": 1}], ids=repr)
+def test_decoding_what_is_not_bytes_is_an_argument_error(codec: StateCodec, data: Any) -> None:
+    """decode takes stored bytes (or text); anything else is an InvalidArgumentError, from
+    both codecs alike, not a crash nor a corrupted session."""
+    with pytest.raises(InvalidArgumentError, match="data must be the bytes"):
+        codec.decode(data)
+
+
+@pytest.mark.parametrize("data", [bytearray(b'{"a":1}'), memoryview(b'{"a":1}'), '{"a":1}'])
+def test_decoding_accepts_every_bytes_like_and_text(codec: StateCodec, data: Any) -> None:
+    """Both codecs read the same inputs."""
+    assert codec.decode(data) == {"a": 1}
+
+
+@pytest.mark.parametrize("fast", ["yes", 1, 0.0], ids=repr)
+def test_fast_must_be_a_bool_or_none(fast: Any) -> None:
+    """A truthy non-bool is refused rather than taken for True."""
+    with pytest.raises(ConfigurationError, match="fast must be True, False or None"):
+        StateCodec(fast=fast)
+
+
+def test_fast_without_orjson_names_the_extra_to_install() -> None:
+    """StateCodec(fast=True) without orjson is a MissingDependencyError (an ImportError)."""
+    script = """
+import sys
+sys.modules["orjson"] = None  # as if orjson were not installed
+from valerie.infrastructure import MissingDependencyError
+from valerie.infrastructure.session_store import StateCodec
+assert StateCodec().name == "json"
+try:
+    StateCodec(fast=True)
+except MissingDependencyError as error:
+    assert isinstance(error, ImportError)
+    print(error)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'valerie[fast]'" in result.stdout

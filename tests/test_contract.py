@@ -5,17 +5,25 @@ from __future__ import annotations
 import asyncio
 import datetime
 import decimal
+import math
+import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from tests.conftest import BACKENDS, backend_url
 from valerie.infrastructure import (
     CorruptedSessionError,
     EncodedSessionStore,
+    InMemorySessionStore,
+    InvalidArgumentError,
     InvalidSessionIdError,
     InvalidTTLError,
+    Lease,
+    RedisSessionStore,
     SerializationError,
     SessionStoreError,
 )
@@ -104,11 +112,17 @@ async def test_exists_reflects_save_and_delete(store: EncodedSessionStore) -> No
 
 
 async def test_delete_of_a_missing_session_is_not_an_error(store: EncodedSessionStore) -> None:
-    """Deleting twice, or deleting what never existed, succeeds."""
+    """Deleting twice, or deleting what never existed, succeeds, creates nothing and leaves
+    the other sessions alone."""
+    await store.save("other", STATE)
     await store.delete("never-saved")
+    assert not await store.exists("never-saved")
     await store.save("s1", STATE)
     await store.delete("s1")
     await store.delete("s1")
+    assert await store.load("s1") is None
+    assert await store.load("other") == STATE
+    assert [session_id async for session_id in store.iter_ids()] == ["other"]
 
 
 async def test_save_replaces_the_previous_state(store: EncodedSessionStore) -> None:
@@ -152,18 +166,59 @@ async def test_saved_state_is_copied(store: EncodedSessionStore) -> None:
     assert await store.load("s1") == {"history": ["hi"]}
 
 
-@pytest.mark.parametrize("ttl", [1, 60, 3600, timedelta(minutes=5), timedelta(days=2), None])
-async def test_valid_ttls_are_accepted(store: EncodedSessionStore, ttl: Any) -> None:
-    """int seconds, whole-second timedeltas and None (the default TTL) are accepted."""
+@pytest.mark.parametrize(
+    ("ttl", "seconds"),
+    [
+        (1, 1),
+        (60, 60),
+        (3600, 3600),
+        (timedelta(minutes=5), 300),
+        (timedelta(days=2), 172_800),
+        (timedelta(days=3650), 315_360_000),
+        (None, 3600),
+    ],
+    ids=repr,
+)
+async def test_valid_ttls_are_applied(store: EncodedSessionStore, ttl: Any, seconds: int) -> None:
+    """int seconds, whole-second timedeltas (days included) and None (the default TTL) are
+    stored as that many seconds."""
     await store.save("s1", STATE, ttl=ttl)
+    assert await store.ttl("s1") == seconds
     assert await store.load("s1") == STATE
 
 
-async def test_save_without_ttl_uses_the_default(store: EncodedSessionStore) -> None:
-    """The store's default TTL applies when save is called without one."""
-    await store.save("s1", STATE)
-    assert store.default_ttl == 3600
-    assert await store.exists("s1")
+DEFAULT_TTL = timedelta(minutes=2, seconds=17)  # 137 s, unlike any default of the library
+
+
+@pytest.fixture(params=BACKENDS)
+async def store_137(request: pytest.FixtureRequest) -> AsyncIterator[EncodedSessionStore]:
+    """Each backend in turn, made with default_ttl=DEFAULT_TTL."""
+    if request.param == "memory":
+        async with InMemorySessionStore(default_ttl=DEFAULT_TTL) as memory_store:
+            yield memory_store
+    else:
+        url = backend_url(request, request.param)
+        prefix = f"test:{uuid.uuid4().hex}:"
+        async with RedisSessionStore(url, prefix, default_ttl=DEFAULT_TTL) as redis_store:
+            yield redis_store
+
+
+async def test_every_write_without_a_ttl_applies_the_default(
+    store_137: EncodedSessionStore,
+) -> None:
+    """save, update, save_many, touch and load(refresh_ttl=True) without a TTL all set the
+    store's own default_ttl (137 s here)."""
+    store = store_137
+    assert store.default_ttl == 137
+    await store.save("save", STATE)
+    await store.update("update", lambda state: {"n": 1})
+    await store.save_many({"batch-1": STATE, "batch-2": STATE})
+    for session_id in ("touch", "refresh"):
+        await store.save(session_id, STATE, ttl=10)
+    assert await store.touch("touch")
+    assert await store.load("refresh", refresh_ttl=True) == STATE
+    for session_id in ("save", "update", "batch-1", "batch-2", "touch", "refresh"):
+        assert await store.ttl(session_id) == 137, session_id
 
 
 @pytest.mark.slow
@@ -313,8 +368,174 @@ async def test_close_is_idempotent_and_the_store_reopens(store: EncodedSessionSt
     assert await store.load("s1") == STATE
 
 
+async def test_ping_reports_a_plausible_latency(store: EncodedSessionStore) -> None:
+    """ping() measures its round trip in milliseconds: positive, within the call's own time,
+    and not a thousand times smaller (seconds)."""
+    ratios = []
+    for _ in range(5):
+        started = time.perf_counter()
+        facts = await store.ping()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        latency = facts["latency_ms"]
+        assert isinstance(latency, float)
+        assert 0 < latency <= elapsed_ms
+        ratios.append(latency / elapsed_ms)
+    # The best of five, so that a pause of the process outside the measured part is no failure.
+    assert max(ratios) > 0.01
+
+
 async def test_errors_share_one_base_class(store: EncodedSessionStore) -> None:
     """Every error the store raises is a SessionStoreError."""
     for call in (store.load(""), store.save("s1", {"x": {1, 2}}), store.save("s1", {}, ttl=0)):
         with pytest.raises(SessionStoreError):
             await call
+
+
+# Every argument of every public method, refused with a typed error that names it
+
+V = "victim-5e3c1b"  # saved before each bad call; no message may quote it
+VICTIM_STATE = {"secret": "Lisbon-7f2a", "step": 4}
+ARG, ID, TTL, SER = InvalidArgumentError, InvalidSessionIdError, InvalidTTLError, SerializationError
+
+Call = Callable[[Any], Awaitable[Any]]
+
+
+def bump(state: dict[str, Any] | None) -> dict[str, Any]:
+    return {**(state or {}), "step": 5}
+
+
+async def enter(lease: Lease) -> None:
+    async with lease:
+        pass
+
+
+async def drain(ids: AsyncIterator[str]) -> list[str]:
+    return [session_id async for session_id in ids]
+
+
+async def extend_by(store: EncodedSessionStore, seconds: Any) -> None:
+    lease = store.lock("holder", timeout=5)
+    await lease.acquire()
+    try:
+        await lease.extend(seconds)
+    finally:
+        await lease.release()
+
+
+# "method parameter=value", the call, the error, a fragment of the fix its message gives
+BAD_ARGUMENTS: list[tuple[str, Call, type[InvalidArgumentError], str]] = [
+    ("save session_id=None", lambda s: s.save(None, {}), ID, "str(user_id)"),
+    ("save state=list", lambda s: s.save(V, [{}]), SER, "must be a dict"),
+    ("save ttl='60'", lambda s: s.save(V, {}, ttl="60"), TTL, "ttl=3600"),
+    ("save ttl=0", lambda s: s.save(V, {}, ttl=0), TTL, "positive duration"),
+    ("save ttl=10**5000", lambda s: s.save(V, {}, ttl=10**5000), TTL, "positive duration"),
+    ("save ttl=1.5", lambda s: s.save(V, {}, ttl=1.5), TTL, "ttl=3600"),
+    ("save if_version=7", lambda s: s.save(V, {}, if_version=7), ARG, "load_versioned"),
+    ("save if_version=''", lambda s: s.save(V, {}, if_version=""), ARG, "load_versioned"),
+    ("save if_version=short", lambda s: s.save(V, {}, if_version="ab12"), ARG, "load_versioned"),
+    ("save if_version=upper", lambda s: s.save(V, {}, if_version="A" * 40), ARG, "load_versioned"),
+    ("save if_version=dict", lambda s: s.save(V, {}, if_version={}), ARG, "load_versioned"),
+    ("load session_id=5", lambda s: s.load(5), ID, "str(user_id)"),
+    ("load refresh_ttl=0", lambda s: s.load(V, refresh_ttl=0), TTL, "positive duration"),
+    ("load refresh_ttl=None", lambda s: s.load(V, refresh_ttl=None), TTL, "refresh_ttl=3600"),
+    ("load refresh_ttl='1'", lambda s: s.load(V, refresh_ttl="1"), TTL, "refresh_ttl=3600"),
+    ("delete session_id=''", lambda s: s.delete(""), ID, "pass the conversation's id"),
+    ("delete if_version=7", lambda s: s.delete(V, if_version=7), ARG, "load_versioned"),
+    ("delete if_version=junk", lambda s: s.delete(V, if_version="junk"), ARG, "load_versioned"),
+    ("exists session_id=bytes", lambda s: s.exists(b"v"), ID, "str(user_id)"),
+    ("load_versioned session_id=''", lambda s: s.load_versioned(""), ID, "conversation's id"),
+    ("update session_id=None", lambda s: s.update(None, bump), ID, "str(user_id)"),
+    ("update fn=dict", lambda s: s.update(V, VICTIM_STATE), ARG, "lambda state"),
+    ("update state=list", lambda s: s.update(V, lambda state: [state]), SER, "must be a dict"),
+    ("update ttl=-1", lambda s: s.update(V, bump, ttl=-1), TTL, "positive duration"),
+    ("update attempts=0", lambda s: s.update(V, bump, attempts=0), ARG, "attempts=64"),
+    ("update attempts=1.5", lambda s: s.update(V, bump, attempts=1.5), ARG, "attempts=64"),
+    ("update attempts=True", lambda s: s.update(V, bump, attempts=True), ARG, "attempts=64"),
+    ("touch session_id=None", lambda s: s.touch(None), ID, "str(user_id)"),
+    ("touch ttl=1.5", lambda s: s.touch(V, ttl=1.5), TTL, "ttl=3600"),
+    ("ttl session_id=7", lambda s: s.ttl(7), ID, "str(user_id)"),
+    ("lock session_id=''", lambda s: enter(s.lock("")), ID, "conversation's id"),
+    ("lock timeout=0", lambda s: enter(s.lock(V, timeout=0)), TTL, "timeout=10"),
+    ("lock timeout='30'", lambda s: enter(s.lock(V, timeout="30")), TTL, "timeout=10"),
+    ("lock timeout=nan", lambda s: enter(s.lock(V, timeout=math.nan)), TTL, "timeout=10"),
+    ("lock timeout=1e12", lambda s: enter(s.lock(V, timeout=1e12)), TTL, "ten years"),
+    ("lock wait=-1", lambda s: enter(s.lock(V, wait=-1)), TTL, "wait=10"),
+    ("lock wait=None", lambda s: enter(s.lock(V, wait=None)), TTL, "wait=10"),
+    ("extend seconds=0", lambda s: extend_by(s, 0), TTL, "seconds=10"),
+    ("extend seconds=inf", lambda s: extend_by(s, math.inf), TTL, "seconds=10"),
+    ("load_many session_ids='abc'", lambda s: s.load_many(V), ARG, "[session_id]"),
+    ("load_many session_ids=5", lambda s: s.load_many(5), ARG, "[session_id, ...]"),
+    ("load_many session_ids=None", lambda s: s.load_many(None), ARG, "[session_id, ...]"),
+    ("load_many session_id=None", lambda s: s.load_many([V, None]), ID, "str(user_id)"),
+    ("save_many states=list", lambda s: s.save_many([(V, {})]), ARG, "{session_id: state"),
+    ("save_many states=None", lambda s: s.save_many(None), ARG, "{session_id: state"),
+    ("save_many session_id=''", lambda s: s.save_many({V: {}, "": {}}), ID, "conversation's id"),
+    ("save_many state=set", lambda s: s.save_many({V: {}, "x": {"v": {1}}}), SER, "sorted("),
+    ("save_many ttl=0", lambda s: s.save_many({V: {}}, ttl=0), TTL, "positive duration"),
+    ("delete_many session_ids='abc'", lambda s: s.delete_many(V), ARG, "[session_id]"),
+    ("delete_many session_ids=5", lambda s: s.delete_many(5), ARG, "[session_id, ...]"),
+    ("delete_many session_id='a\\nb'", lambda s: s.delete_many([V, "a\nb"]), ID, "remove it"),
+    ("iter_ids match=5", lambda s: drain(s.iter_ids(match=5)), ARG, "match='user-*'"),
+    ("iter_ids match=bytes", lambda s: drain(s.iter_ids(match=b"*")), ARG, "match='user-*'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "call", "error", "fix"), BAD_ARGUMENTS, ids=[row[0] for row in BAD_ARGUMENTS]
+)
+async def test_every_bad_argument_is_a_typed_error_that_changes_nothing(
+    store: EncodedSessionStore, label: str, call: Call, error: type[Exception], fix: str
+) -> None:
+    """Each bad argument of each public method raises its InvalidArgumentError (a
+    SessionStoreError, TypeError and ValueError) naming the parameter and the fix, quoting no
+    id nor state; the session stored before keeps its state and TTL, and nothing else is
+    written or locked."""
+    parameter = label.split()[1].partition("=")[0]
+    await store.save(V, VICTIM_STATE, ttl=600)
+    with pytest.raises(error) as caught:
+        await call(store)
+    assert isinstance(caught.value, InvalidArgumentError)
+    assert isinstance(caught.value, SessionStoreError)
+    assert isinstance(caught.value, TypeError)
+    assert isinstance(caught.value, ValueError)
+    message = str(caught.value)
+    assert parameter in message
+    assert fix in message
+    assert V not in message
+    assert "Lisbon" not in message
+    assert await store.load(V) == VICTIM_STATE
+    assert await store.ttl(V) == 600
+    assert [session_id async for session_id in store.iter_ids()] == [V]
+    async with store.lock(V, wait=0), store.lock("holder", wait=0):
+        pass
+
+
+@pytest.mark.parametrize(
+    "session_id", ["secret-token-" + "x" * 600, "secret-token-" + "é" * 260], ids=["ascii", "utf8"]
+)
+async def test_a_too_long_id_is_never_quoted(store: EncodedSessionStore, session_id: str) -> None:
+    """Ids may be bearer tokens: an id over 512 bytes is refused by every method with a
+    message that gives its size, not any part of it."""
+    calls: list[Call] = [
+        lambda s: s.save(session_id, {}),
+        lambda s: s.load(session_id),
+        lambda s: s.delete(session_id),
+        lambda s: s.exists(session_id),
+        lambda s: s.load_versioned(session_id),
+        lambda s: s.update(session_id, bump),
+        lambda s: s.touch(session_id),
+        lambda s: s.ttl(session_id),
+        lambda s: enter(s.lock(session_id)),
+        lambda s: s.load_many(["ok", session_id]),
+        lambda s: s.save_many({"ok": {}, session_id: {}}),
+        lambda s: s.delete_many(["ok", session_id]),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidSessionIdError) as caught:
+            await call(store)
+        message = str(caught.value)
+        assert "secret" not in message
+        assert "xxxx" not in message
+        assert "éé" not in message
+        assert "512" in message
+    assert await store.count() == 0

@@ -4,16 +4,22 @@ batches and scans behave the same on memory and Redis."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import uuid
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
+from tests.redis_server import RedisServer
 from valerie.infrastructure import (
     ABSENT,
     EncodedSessionStore,
+    InvalidArgumentError,
     InvalidSessionIdError,
     InvalidTTLError,
     LockNotOwnedError,
+    RedisSessionStore,
     SerializationError,
     SessionLockedError,
     SessionState,
@@ -85,6 +91,48 @@ async def test_update_applies_the_ttl(store: EncodedSessionStore) -> None:
     remaining = await store.ttl("s1")
     assert remaining is not None
     assert 29 <= remaining <= 30
+
+
+async def test_update_after_this_stores_own_writes_needs_no_extra_attempt(
+    store: EncodedSessionStore,
+) -> None:
+    """update, then save, delete, save_many or a versioned save, then update(attempts=1):
+    no conflict, since nobody wrote concurrently. (Redis remembers what its last update left,
+    a guess that these writes make stale; a stale guess is not a conflict.)"""
+    await store.update("s1", increment)
+    await store.save("s1", {"count": 10})
+    assert await store.update("s1", increment, attempts=1) == {"count": 11}
+    await store.delete("s1")
+    assert await store.update("s1", increment, attempts=1) == {"count": 1}
+    await store.save_many({"s1": {"count": 20}})
+    assert await store.update("s1", increment, attempts=1) == {"count": 21}
+    _, version = await store.load_versioned("s1")
+    await store.save("s1", {"count": 30}, if_version=version)
+    assert await store.update("s1", increment, attempts=1) == {"count": 31}
+    await store.delete("s1", if_version=(await store.load_versioned("s1")).version)
+    assert await store.update("s1", lambda state: state, attempts=1) is None
+    assert await store.load("s1") is None
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 5])
+async def test_update_raises_after_attempts_real_conflicts(
+    store: EncodedSessionStore, attempts: int
+) -> None:
+    """A writer that changes the session during every run of fn makes update give up with
+    VersionConflictError after exactly `attempts` runs, having written nothing of its own."""
+    runs = 0
+
+    async def meddled(state: SessionState | None) -> SessionState:
+        nonlocal runs
+        runs += 1
+        await store.save("s1", {"meddler": runs})  # a concurrent writer, every time
+        return {"mine": runs}
+
+    await store.save("s1", {"meddler": 0})
+    with pytest.raises(VersionConflictError, match=f"after {attempts} attempts"):
+        await store.update("s1", meddled, attempts=attempts)
+    assert runs == attempts
+    assert await store.load("s1") == {"meddler": attempts}
 
 
 async def test_200_concurrent_updates_lose_nothing(store: EncodedSessionStore) -> None:
@@ -162,16 +210,51 @@ async def test_a_version_of_a_deleted_session_conflicts(store: EncodedSessionSto
     assert not await store.exists("s1")
 
 
-@pytest.mark.parametrize("version", ["", None, 7])
-async def test_a_malformed_version_is_a_type_error(
+async def test_if_version_none_means_no_condition(store: EncodedSessionStore) -> None:
+    """if_version=None (the default) saves and deletes unconditionally."""
+    await store.save("s1", {"v": 1}, if_version=None)
+    await store.save("s1", {"v": 2}, if_version=None)
+    assert await store.load("s1") == {"v": 2}
+    await store.delete("s1", if_version=None)
+    assert not await store.exists("s1")
+
+
+@pytest.mark.parametrize(
+    "version", ["", 7, "abc", "A" * 40, "g" * 40, "0" * 41, b"0" * 40, "Absent"], ids=repr
+)
+async def test_a_malformed_version_is_refused_by_save_and_delete_and_changes_nothing(
     store: EncodedSessionStore, version: Any
 ) -> None:
-    """if_version takes a token from load_versioned or ABSENT (None means no condition)."""
-    if version is None:
-        await store.save("s1", {}, if_version=version)
-        return
-    with pytest.raises(TypeError):
-        await store.save("s1", {}, if_version=version)
+    """if_version takes a token from load_versioned (40 hex digits) or ABSENT; anything else
+    is an InvalidArgumentError (also a TypeError) before anything is written or deleted."""
+    await store.save("s1", {"v": 1}, ttl=600)
+    with pytest.raises(InvalidArgumentError, match="if_version"):
+        await store.save("s1", {"v": 2}, ttl=5, if_version=version)
+    with pytest.raises(TypeError, match="if_version"):
+        await store.delete("s1", if_version=version)
+    with pytest.raises(InvalidArgumentError, match="if_version"):
+        await store.save("new", {"v": 2}, if_version=version)
+    assert await store.load("s1") == {"v": 1}
+    assert await store.ttl("s1") == 600
+    assert not await store.exists("new")
+
+
+async def test_a_refused_versioned_save_or_delete_changes_nothing(
+    store: EncodedSessionStore,
+) -> None:
+    """A save or delete refused for its stale version leaves the state and its TTL as the
+    winning write left them."""
+    await store.save("s1", {"v": 1}, ttl=600)
+    stale = (await store.load_versioned("s1")).version
+    await store.save("s1", {"v": 2}, ttl=500)
+    with pytest.raises(VersionConflictError):
+        await store.save("s1", {"v": 3}, ttl=50, if_version=stale)
+    with pytest.raises(VersionConflictError):
+        await store.save("s1", {"v": 3}, ttl=50, if_version=ABSENT)
+    with pytest.raises(VersionConflictError):
+        await store.delete("s1", if_version=stale)
+    assert await store.load("s1") == {"v": 2}
+    assert await store.ttl("s1") == 500
 
 
 # expiry
@@ -274,6 +357,52 @@ async def test_a_lease_can_be_extended_by_its_holder_only(store: EncodedSessionS
     await lease.release()
 
 
+@pytest.mark.slow
+async def test_a_holder_cannot_release_or_extend_its_expired_lease(
+    store: EncodedSessionStore,
+) -> None:
+    """Once its lease has expired, even with nobody else holding it, the holder's release
+    and extend raise LockNotOwnedError, and the lease is free for anyone."""
+    releaser = store.lock("r", timeout=0.05)
+    extender = store.lock("e", timeout=0.05)
+    await releaser.acquire()
+    await extender.acquire()
+    await asyncio.sleep(0.15)
+    with pytest.raises(LockNotOwnedError):
+        await releaser.release()
+    with pytest.raises(LockNotOwnedError):
+        await extender.extend(10)
+    async with store.lock("r", wait=0), store.lock("e", wait=0):
+        pass
+
+
+async def test_a_lease_is_given_back_when_its_holder_is_cancelled_while_leaving(
+    store: EncodedSessionStore,
+) -> None:
+    """Cancelling a task while it leaves `async with lock()` (its release in flight) still
+    releases the lease, wherever the cancellation lands."""
+    cancelled_in_release = 0
+    for steps in range(12):
+        session_id = f"s{steps}"
+        inside = asyncio.Event()
+
+        async def turn(session_id: str = session_id, inside: asyncio.Event = inside) -> None:
+            async with store.lock(session_id, timeout=30):
+                inside.set()  # the block ends here: what is left to await is the release
+
+        task = asyncio.create_task(turn())
+        await inside.wait()
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        cancelled_in_release += task.cancelled()
+        async with store.lock(session_id, wait=2):  # free now, or once the release lands
+            pass
+    assert cancelled_in_release > 0
+
+
 async def test_tasks_under_the_lease_never_interleave(store: EncodedSessionStore) -> None:
     """Plain load/save turns that await in the middle lose nothing when each holds the lease."""
 
@@ -317,15 +446,35 @@ async def test_save_many_then_load_many(store: EncodedSessionStore) -> None:
 async def test_delete_many(store: EncodedSessionStore) -> None:
     """delete_many removes the ids given (missing ones are fine) and no others."""
     await store.save_many({f"s{n}": {"n": n} for n in range(10)})
-    await store.delete_many([f"s{n}" for n in range(5)] + ["missing"])
-    assert await store.count() == 5
+    await store.delete_many(["s0", "s3", "s4", "missing", "s9", "s3"])
+    assert sorted([i async for i in store.iter_ids()]) == ["s1", "s2", "s5", "s6", "s7", "s8"]
+    assert await store.load("s5") == {"n": 5}
+    await store.delete_many(iter({"s1", "s2"}))  # any iterable of ids
+    assert sorted([i async for i in store.iter_ids()]) == ["s5", "s6", "s7", "s8"]
+
+
+async def test_delete_many_checks_every_id_before_deleting_any(store: EncodedSessionStore) -> None:
+    """One invalid id: InvalidSessionIdError, and none of the batch is deleted."""
+    await store.save_many({"a": {}, "b": {}})
+    bad_ids: list[Any] = ["", "x\n", None, "x" * 513]
+    for bad in bad_ids:
+        with pytest.raises(InvalidSessionIdError):
+            await store.delete_many(["a", "b", bad])
+    assert sorted([i async for i in store.iter_ids()]) == ["a", "b"]
 
 
 async def test_empty_batches_are_no_ops(store: EncodedSessionStore) -> None:
-    """Empty inputs do nothing and return empty results."""
+    """Empty inputs return empty results and leave every session, and its TTL, alone."""
+    await store.save("keep", {"v": 1}, ttl=600)
     await store.save_many({})
+    await store.save_many({}, ttl=5)
     await store.delete_many([])
+    await store.delete_many(iter([]))
     assert await store.load_many([]) == {}
+    assert await store.load_many(iter(())) == {}
+    assert [i async for i in store.iter_ids()] == ["keep"]
+    assert await store.load("keep") == {"v": 1}
+    assert await store.ttl("keep") == 600
 
 
 async def test_a_bad_item_fails_the_whole_batch_before_writing(
@@ -374,10 +523,30 @@ async def test_expired_sessions_are_not_counted(store: EncodedSessionStore) -> N
 
 
 async def test_a_holder_taking_its_own_lease_again_succeeds(store: EncodedSessionStore) -> None:
-    """Acquiring a lease one already holds renews it, on every backend."""
+    """Acquiring a lease one already holds succeeds at once; it stays exclusive, and one
+    release frees it (takes are not counted)."""
     lease = store.lock("s1", timeout=5, wait=0)
     await lease.acquire()
     await lease.acquire()
+    with pytest.raises(SessionLockedError):
+        await store.lock("s1", wait=0).acquire()
+    await lease.release()
+    async with store.lock("s1", wait=0):
+        pass
+    with pytest.raises(LockNotOwnedError):
+        await lease.release()
+
+
+@pytest.mark.slow
+async def test_retaking_a_held_lease_renews_it(store: EncodedSessionStore) -> None:
+    """Taking again a lease one holds restarts its timeout: it outlives its first deadline."""
+    lease = store.lock("s1", timeout=0.5, wait=0)
+    await lease.acquire()
+    await asyncio.sleep(0.3)
+    await lease.acquire()
+    await asyncio.sleep(0.3)  # 0.6 s after the first take: only the renewal still holds it
+    with pytest.raises(SessionLockedError):
+        await store.lock("s1", wait=0).acquire()
     await lease.release()
 
 
@@ -395,3 +564,57 @@ async def test_update_needs_at_least_one_attempt(store: EncodedSessionStore, att
     """attempts must be a positive int."""
     with pytest.raises(ValueError, match="attempts"):
         await store.update("s1", increment, attempts=attempts)
+
+
+# Redis: what update's cache saves, counted in round trips on the server
+
+
+async def round_trips(server: Redis) -> int:
+    """Reads the server has processed so far (one per request or pipeline of a client)."""
+    stats = await server.info("stats")
+    return int(stats["total_reads_processed"])
+
+
+async def counted(server: Redis, call: Any) -> int:
+    """Run `call` (a coroutine) and return how many round trips it made."""
+    before = await round_trips(server)
+    await call
+    return await round_trips(server) - before - 1  # the second INFO is a read too
+
+
+@pytest.mark.parametrize("cache_size", [0, 1024])
+async def test_update_round_trips_with_and_without_the_cache(
+    redis_server: RedisServer, cache_size: int
+) -> None:
+    """Without the cache (update_cache_size=0) every update is correct and takes two round
+    trips (GET, then the compare-and-set); with it, an update of a session this store
+    updated last takes one, and a stale guess costs one more, never an attempt."""
+    prefix = f"rt:{uuid.uuid4().hex}:"
+    async with (
+        Redis.from_url(redis_server.url) as server,
+        RedisSessionStore(redis_server.url, prefix, update_cache_size=cache_size) as store,
+    ):
+        await store.ping()  # opens the pooled connection
+        assert await counted(server, store.update("s1", increment)) == 2  # nothing to guess
+        follow_up = await counted(server, store.update("s1", increment, attempts=1))
+        assert follow_up == (2 if cache_size == 0 else 1)
+        await store.save("s1", {"count": 10})
+        assert await counted(server, store.update("s1", increment, attempts=1)) == 2
+        assert await store.load("s1") == {"count": 11}
+
+
+async def test_a_stale_guess_from_another_process_costs_no_attempt(
+    redis_server: RedisServer,
+) -> None:
+    """Store A updates, store B (another process) saves, A updates with attempts=1: no
+    conflict, since B's save came before A's update started."""
+    prefix = f"two:{uuid.uuid4().hex}:"
+    async with (
+        RedisSessionStore(redis_server.url, prefix) as first,
+        RedisSessionStore(redis_server.url, prefix) as second,
+    ):
+        await first.update("s1", increment)
+        await second.save("s1", {"count": 10})
+        assert await first.update("s1", increment, attempts=1) == {"count": 11}
+        await second.delete("s1")
+        assert await first.update("s1", increment, attempts=1) == {"count": 1}

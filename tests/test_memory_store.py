@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from typing import Any
 
 import pytest
 
-from valerie.infrastructure import ConfigurationError, InMemorySessionStore
+from valerie.infrastructure import ConfigurationError, InMemorySessionStore, LockNotOwnedError
 
 
 class FakeClock:
@@ -99,11 +100,11 @@ async def test_deleted_sessions_leave_no_bookkeeping(
         await store.save(f"s{n}", {}, ttl=30)
         await store.delete(f"s{n}")
     assert store._entries == {}
-    assert all(not bucket for bucket in store._buckets.values())
+    assert all(not bucket for bucket in store._expiry.buckets.values())
     clock.advance(31)
     await store.exists("s1")
-    assert store._buckets == {}
-    assert store._bucket_heap == []
+    assert store._expiry.buckets == {}
+    assert store._expiry.heap == []
 
 
 async def test_memory_is_bounded_by_live_sessions_under_churn(
@@ -115,8 +116,8 @@ async def test_memory_is_bounded_by_live_sessions_under_churn(
         clock.advance(0.5)
     # 20 live sessions, plus those of the one-second bucket that is not over yet.
     assert len(store._entries) <= 20 + 2
-    assert len(store._buckets) <= 11
-    assert len(store._bucket_heap) <= 12
+    assert len(store._expiry.buckets) <= 11
+    assert len(store._expiry.heap) <= 12
 
 
 async def test_lru_evicts_the_least_recently_used_session(clock: FakeClock) -> None:
@@ -149,14 +150,21 @@ async def test_lru_resaving_does_not_evict(clock: FakeClock) -> None:
     await store.save("a", {"v": 2})
     assert await store.load("a") == {"v": 2}
     assert await store.exists("b")
-    assert sum(map(len, store._buckets.values())) == 2
+    assert sum(map(len, store._expiry.buckets.values())) == 2
 
 
 @pytest.mark.parametrize("max_sessions", [0, -1, 1.5, "10", True])
 def test_invalid_max_sessions_is_a_configuration_error(max_sessions: object) -> None:
     """max_sessions must be a positive int or None."""
-    with pytest.raises(ConfigurationError, match="max_sessions"):
+    with pytest.raises(ConfigurationError, match=r"max_sessions=10_000"):
         InMemorySessionStore(max_sessions=max_sessions)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("clock", [None, 1000.0, "monotonic"])
+def test_a_clock_that_cannot_be_called_is_a_configuration_error(clock: Any) -> None:
+    """clock must be a function, checked when the store is made, not at its first call."""
+    with pytest.raises(ConfigurationError, match=r"clock=time\.monotonic"):
+        InMemorySessionStore(clock=clock)
 
 
 async def test_the_store_keeps_bytes_not_the_callers_objects(store: InMemorySessionStore) -> None:
@@ -199,16 +207,16 @@ async def test_sessions_that_come_and_go_leave_one_heap_entry_per_second(
         await store.save(f"tmp{n}", {}, ttl=3600)
         await store.delete(f"tmp{n}")
         clock.advance(0.001)
-    assert len(store._bucket_heap) <= 21
-    assert len(store._buckets) <= 21
+    assert len(store._expiry.heap) <= 21
+    assert len(store._expiry.buckets) <= 21
     clock.advance(4000)
-    before = len(store._bucket_heap)
+    before = len(store._expiry.heap)
     await store.exists("x")
-    assert len(store._bucket_heap) == before - 8  # one call: 8 steps, not the whole backlog
+    assert len(store._expiry.heap) == before - 8  # one call: 8 steps, not the whole backlog
     for _ in range(5):
         await store.exists("x")
-    assert store._bucket_heap == []
-    assert store._buckets == {}
+    assert store._expiry.heap == []
+    assert store._expiry.buckets == {}
 
 
 async def test_lru_prefers_an_expired_session_to_a_live_one(clock: FakeClock) -> None:
@@ -232,3 +240,72 @@ async def test_expired_leases_nobody_released_are_dropped(
         await store.lock(f"s{n}", timeout=1).acquire()
         clock.advance(0.5)
     assert len(store._locks) <= 4
+
+
+async def test_expired_leases_behind_a_long_one_are_dropped(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """A long lease taken first does not keep the short ones taken after it from being
+    dropped once expired."""
+    await store.lock("long", timeout=3600).acquire()
+    for n in range(1000):
+        await store.lock(f"s{n}", timeout=1).acquire()
+        clock.advance(0.5)
+    assert set(store._locks) <= {"long", "s996", "s997", "s998", "s999"}
+    assert "long" in store._locks
+
+
+async def test_each_lease_call_drops_a_bounded_number_of_expired_leases(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """A backlog of expired leases is paid for a few at a time, not by one call, and is
+    gone after a few more calls."""
+    for n in range(1000):
+        await store.lock(f"s{n}", timeout=1).acquire()
+    clock.advance(5)
+    lease = store.lock("new", timeout=1)
+    await lease.acquire()
+    assert 1000 - (len(store._locks) - 1) <= 8
+    for _ in range(200):
+        await lease.extend()
+    assert set(store._locks) == {"new"}
+    assert len(store._lock_expiry.heap) <= 2
+
+
+async def test_released_and_extended_leases_leave_no_bookkeeping(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """Releasing or extending a lease moves it out of its old expiry bucket, so nothing
+    accumulates however often leases come and go."""
+    for n in range(500):
+        lease = store.lock(f"s{n % 7}", timeout=30)
+        await lease.acquire()
+        await lease.extend(60)
+        await lease.release()
+        clock.advance(0.1)
+    assert store._locks == {}
+    assert all(not bucket for bucket in store._lock_expiry.buckets.values())
+    clock.advance(61)
+    lease = store.lock("x")
+    for _ in range(10):  # 8 steps each: emptied buckets are dropped a few at a time too
+        await lease.acquire()
+    assert set(store._locks) == {"x"}
+    assert len(store._lock_expiry.buckets) == 1
+
+
+async def test_an_expired_lease_is_not_its_holders_any_more(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """At its deadline, exactly, the holder can neither release nor extend it, and another
+    holder can take it."""
+    lease = store.lock("s1", timeout=10)
+    await lease.acquire()
+    clock.advance(9.999)
+    await lease.extend(10)  # still held: renewed to 10 s from now
+    clock.advance(10)
+    with pytest.raises(LockNotOwnedError):
+        await lease.release()
+    with pytest.raises(LockNotOwnedError):
+        await lease.extend()
+    async with store.lock("s1", wait=0):
+        pass

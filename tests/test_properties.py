@@ -16,12 +16,15 @@ from hypothesis import strategies as st
 
 from tests.redis_server import RedisServer
 from valerie.infrastructure import (
+    ABSENT,
     EncodedSessionStore,
     InMemorySessionStore,
     InvalidSessionIdError,
     InvalidTTLError,
+    Lease,
     RedisSessionStore,
     SerializationError,
+    SessionStoreError,
 )
 from valerie.infrastructure.session_store import StateCodec
 
@@ -224,54 +227,149 @@ def test_orjson_would_write_null_for_nan_but_the_codec_refuses(value: float) -> 
         StateCodec(fast=True).encode({"x": value})
 
 
-ids = st.sampled_from(["a", "b", "c", "ünï"])
+ID_SET = ("a", "b", "ünï")
+ids = st.sampled_from(ID_SET)
 small_states = st.dictionaries(st.sampled_from(["n", "m", "t"]), scalars, max_size=3)
+# Valid TTLs long enough that nothing expires during an example, and invalid ones.
+valid_ttls = [None, 60, 3600, datetime.timedelta(days=2), datetime.timedelta(minutes=5)]
+ttls = st.sampled_from([*valid_ttls, 0, -5, 1.5, True, "60", datetime.timedelta(seconds=1.5)])
+refreshes = st.sampled_from([True, False, 90, datetime.timedelta(days=1), 0, None, "yes"])
+holders = st.sampled_from([0, 1])
+lease_durations = st.sampled_from([30, 45, 0, -1, math.inf])
+patterns = st.sampled_from(["*", "a*", "?", "[ab]", "[!a]*", "ü*", "*b*", "c", "[", ""])
 operations = st.lists(
     st.one_of(
-        st.tuples(st.just("save"), ids, small_states),
-        st.tuples(st.just("load"), ids),
+        st.tuples(st.just("save"), ids, small_states, ttls),
+        st.tuples(st.just("load"), ids, refreshes),
         st.tuples(st.just("delete"), ids),
         st.tuples(st.just("exists"), ids),
-        st.tuples(st.just("update"), ids, small_states),
+        st.tuples(st.just("ttl"), ids),
+        st.tuples(st.just("touch"), ids, ttls),
+        st.tuples(st.just("update"), ids, small_states, ttls),
         st.tuples(st.just("update_delete"), ids),
-        st.tuples(st.just("touch"), ids),
-        st.tuples(st.just("save_many"), st.dictionaries(ids, small_states, max_size=3)),
+        st.tuples(st.just("save_many"), st.dictionaries(ids, small_states, max_size=3), ttls),
         st.tuples(st.just("load_many"), st.lists(ids, max_size=4)),
         st.tuples(st.just("delete_many"), st.lists(ids, max_size=3)),
         st.tuples(st.just("versioned_save"), ids, small_states),
+        st.tuples(st.just("create_only"), ids, small_states),
+        st.tuples(st.just("versioned_delete"), ids),
+        st.tuples(st.just("acquire"), holders, ids, lease_durations),
+        st.tuples(st.just("release"), holders, ids),
+        st.tuples(st.just("extend"), holders, ids, lease_durations),
+        st.tuples(st.just("iter_ids"), patterns),
         st.tuples(st.just("count")),
+        st.tuples(st.just("clear")),
     ),
-    max_size=25,
+    max_size=30,
 )
 
 
-async def apply(store: EncodedSessionStore, operation: tuple[Any, ...]) -> Any:
-    """Run one operation; return its result, or the name of the error it raised."""
-    name, *args = operation
-    try:
+class Driver:
+    """Runs operations on one store, keeping the lease objects of two holders per id."""
+
+    def __init__(self, store: EncodedSessionStore) -> None:
+        self.store = store
+        self.leases: dict[tuple[int, str], Lease] = {}
+
+    async def apply(self, operation: tuple[Any, ...]) -> Any:
+        """Run one operation; return ("ok", its result) or ("refused", the error's type),
+        then the TTL each id it names has left, so a TTL wrongly applied shows at once.
+
+        Only the store's own errors are outcomes: anything else (a crash) fails the test.
+        """
+        try:
+            outcome = "ok", await self._run(*operation)
+        except SessionStoreError as error:
+            outcome = "refused", type(error).__name__
+        named: list[Any] = []
+        for arg in operation[1:]:
+            named.extend(arg if isinstance(arg, (list, dict)) else [arg])
+        ttls = [await self.store.ttl(i) for i in named if isinstance(i, str) and i in ID_SET]
+        return outcome, ttls
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        store = self.store
+        if name == "save":
+            return await store.save(args[0], args[1], ttl=args[2])
+        if name == "load":
+            return await store.load(args[0], refresh_ttl=args[1])
         if name == "update":
-            return await store.update(args[0], lambda s: {**(s or {}), **args[1]})
+            return await store.update(args[0], lambda s: {**(s or {}), **args[1]}, ttl=args[2])
         if name == "update_delete":
             return await store.update(args[0], lambda s: None)
         if name == "versioned_save":
             _, version = await store.load_versioned(args[0])
             await store.save(args[0], args[1], if_version=version)
             return await store.load_versioned(args[0])
+        if name == "create_only":
+            return await store.save(args[0], args[1], if_version=ABSENT)
+        if name == "versioned_delete":
+            await store.delete(args[0], if_version=(await store.load_versioned(args[0])).version)
+            return await store.load_versioned(args[0])
+        if name == "iter_ids":
+            return sorted({session_id async for session_id in store.iter_ids(match=args[0])})
+        if name in ("acquire", "release", "extend"):
+            return await self._lease(name, *args)
         return await getattr(store, name)(*args)
-    except Exception as error:
-        return type(error).__name__
+
+    async def _lease(self, name: str, holder: int, session_id: str, *seconds: Any) -> None:
+        if name == "acquire":
+            # A holder keeps one lease object (one token) per id: taking it again re-takes.
+            fresh = self.store.lock(session_id, timeout=seconds[0], wait=0)
+            await self.leases.setdefault((holder, session_id), fresh).acquire()
+            return
+        lease = self.leases.setdefault((holder, session_id), self.store.lock(session_id))
+        if name == "release":
+            await lease.release()
+        else:
+            await lease.extend(seconds[0])
 
 
-@settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+# Fewer ids and kinds of call: leases meet each other, and clear, more often.
+lease_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("acquire"), holders, st.sampled_from(["a", "b"]), lease_durations),
+        st.tuples(st.just("release"), holders, st.sampled_from(["a", "b"])),
+        st.tuples(st.just("extend"), holders, st.sampled_from(["a", "b"]), lease_durations),
+        st.tuples(st.just("save"), st.sampled_from(["a", "b"]), small_states, ttls),
+        st.tuples(st.just("exists"), st.sampled_from(["a", "b"])),
+        st.tuples(st.just("count")),
+        st.tuples(st.just("clear")),
+    ),
+    max_size=20,
 )
+differential = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+async def agree(redis_server: RedisServer, script: list[tuple[Any, ...]]) -> None:
+    """Run `script` on a memory and a Redis store; each step must have the same outcome."""
+    memory = Driver(InMemorySessionStore())
+    async with RedisSessionStore(redis_server.url, prefix=f"diff:{uuid.uuid4().hex}:") as store:
+        redis = Driver(store)
+        try:
+            for operation in script:
+                assert await redis.apply(operation) == await memory.apply(operation), operation
+        finally:
+            await store.clear()
+
+
+@differential
 @given(script=operations)
 async def test_memory_and_redis_agree_on_any_sequence_of_operations(
     redis_server: RedisServer, script: list[tuple[Any, ...]]
 ) -> None:
-    """Differential test: the same calls give the same results on both backends."""
-    memory = InMemorySessionStore()
-    async with RedisSessionStore(redis_server.url, prefix=f"diff:{uuid.uuid4().hex}:") as redis:
-        for operation in script:
-            assert await apply(memory, operation) == await apply(redis, operation), operation
-        await redis.clear()
+    """Differential test: the same calls, valid or not, give the same results and the same
+    refusals (typed errors) on both backends; a crash of either fails the test."""
+    await agree(redis_server, script)
+
+
+@differential
+@given(script=lease_operations)
+async def test_memory_and_redis_agree_on_leases(
+    redis_server: RedisServer, script: list[tuple[Any, ...]]
+) -> None:
+    """The same, for two holders taking, re-taking, releasing and extending leases on two
+    sessions, with saves, counts and clears between."""
+    await agree(redis_server, script)

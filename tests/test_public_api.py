@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,14 +17,19 @@ from valerie.infrastructure import (
     CorruptedSessionError,
     EncodedSessionStore,
     InMemorySessionStore,
+    InvalidArgumentError,
     InvalidSessionIdError,
     InvalidTTLError,
+    LockNotOwnedError,
     MissingDependencyError,
     RedisSessionStore,
+    ReplicationError,
     SerializationError,
+    SessionLockedError,
     SessionState,
     SessionStore,
     SessionStoreError,
+    VersionConflictError,
     get_default_ttl,
     get_session_store,
 )
@@ -109,25 +115,58 @@ async def test_a_user_backend_on_encoded_session_store_gets_validation_for_free(
         await store.load("")
 
 
+# Every error the README's table lists, each with what else it is. Written out by hand, so
+# that a class losing its base fails here, whatever the package exports.
+ERRORS: list[tuple[type[Exception], tuple[type[Exception], ...]]] = [
+    (ConfigurationError, (ValueError,)),
+    (InvalidArgumentError, (TypeError, ValueError)),
+    (InvalidSessionIdError, (InvalidArgumentError, TypeError, ValueError)),
+    (InvalidTTLError, (InvalidArgumentError, TypeError, ValueError)),
+    (SerializationError, (InvalidArgumentError, TypeError, ValueError)),
+    (CorruptedSessionError, (ValueError,)),
+    (BackendError, ()),
+    (BackendUnavailableError, (BackendError, ConnectionError)),
+    (ReplicationError, (BackendError,)),
+    (VersionConflictError, ()),
+    (SessionLockedError, (TimeoutError,)),
+    (LockNotOwnedError, ()),
+    (MissingDependencyError, (ImportError,)),
+]
+
+
 @pytest.mark.parametrize(
-    ("error", "builtin"),
-    [
-        (ConfigurationError, ValueError),
-        (InvalidSessionIdError, ValueError),
-        (InvalidTTLError, ValueError),
-        (SerializationError, TypeError),
-        (CorruptedSessionError, ValueError),
-        (BackendUnavailableError, ConnectionError),
-        (BackendUnavailableError, BackendError),
-        (MissingDependencyError, ImportError),
-    ],
+    ("error", "builtins"), ERRORS, ids=lambda value: getattr(value, "__name__", "")
 )
 def test_errors_subclass_the_base_and_the_builtin_users_catch(
-    error: type[Exception], builtin: type[Exception]
+    error: type[Exception], builtins: tuple[type[Exception], ...]
 ) -> None:
     """Every error is a SessionStoreError and the builtin a Python user would reach for."""
     assert issubclass(error, SessionStoreError)
-    assert issubclass(error, builtin)
+    for builtin in builtins:
+        assert issubclass(error, builtin)
+
+
+@pytest.mark.parametrize("package", [infrastructure, session_store], ids=lambda p: p.__name__)
+def test_every_exported_error_is_a_session_store_error(package: Any) -> None:
+    """Each exception class either package exports is a SessionStoreError and is listed
+    in ERRORS above (and so in the README's table)."""
+    exported = {
+        value
+        for value in (getattr(package, name) for name in package.__all__)
+        if inspect.isclass(value) and issubclass(value, BaseException)
+    }
+    assert exported == {SessionStoreError} | {error for error, _ in ERRORS}
+    for error in exported:
+        assert issubclass(error, SessionStoreError)
+
+
+def test_the_readme_lists_every_error() -> None:
+    """The README's errors table has a row for each error, naming what else it is."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for error, builtins in ERRORS:
+        row = next(line for line in readme.splitlines() if line.startswith(f"| `{error.__name__}`"))
+        for builtin in builtins:
+            assert builtin.__name__ in row, (error.__name__, builtin.__name__)
 
 
 def test_every_public_name_has_a_docstring() -> None:

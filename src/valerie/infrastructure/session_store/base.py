@@ -15,7 +15,18 @@ from typing import Any, TypeVar
 from .codec import DEFAULT_CODEC, SessionState
 from .errors import VersionConflictError
 from .lease import Lease
-from .validation import TTL, check_session_id, ttl_seconds
+from .validation import (
+    TTL,
+    check_attempts,
+    check_ids,
+    check_match,
+    check_refresh_ttl,
+    check_session_id,
+    check_states,
+    check_updater,
+    check_version,
+    ttl_seconds,
+)
 from .versions import VersionedState, version_of
 
 DEFAULT_TTL_SECONDS = 3600
@@ -137,14 +148,18 @@ class EncodedSessionStore(SessionStore):
                 Atomic across processes.
 
         Raises:
-            VersionConflictError: `if_version` was given and the session has changed.
+            InvalidArgumentError: `if_version` is not a version from `load_versioned` or
+                `ABSENT`.
+            VersionConflictError: `if_version` was given and the session has changed; nothing
+                was written.
         """
         check_session_id(session_id)
         seconds = self._ttl_or_default(ttl)
+        version = None if if_version is None else check_version(if_version)
         data = DEFAULT_CODEC.encode(state)
-        if if_version is None:
+        if version is None:
             await self._write(session_id, data, seconds)
-        elif not await self._write_if(session_id, data, seconds, _check_version(if_version)):
+        elif not await self._write_if(session_id, data, seconds, version):
             raise _conflict()
 
     async def load(
@@ -156,12 +171,15 @@ class EncodedSessionStore(SessionStore):
             session_id: The conversation's id.
             refresh_ttl: `True` renews the session's TTL to the default, a TTL renews it to
                 that, in the same atomic step as the read (sliding expiry).
+
+        Raises:
+            InvalidTTLError: `refresh_ttl` is neither a `bool` nor a valid TTL.
         """
         check_session_id(session_id)
-        if refresh_ttl is False:
+        seconds = check_refresh_ttl(refresh_ttl, self._default_ttl)
+        if seconds is None:
             data = await self._read(session_id)
         else:
-            seconds = self._default_ttl if refresh_ttl is True else ttl_seconds(refresh_ttl)
             data = await self._read_and_touch(session_id, seconds)
         return None if data is None else DEFAULT_CODEC.decode(data)
 
@@ -169,12 +187,14 @@ class EncodedSessionStore(SessionStore):
         """Remove the session if it exists; see `SessionStore.delete`.
 
         Raises:
+            InvalidArgumentError: `if_version` is not a version from `load_versioned` or
+                `ABSENT`.
             VersionConflictError: `if_version` was given and the session has changed.
         """
         check_session_id(session_id)
         if if_version is None:
             await self._remove(session_id)
-        elif not await self._remove_if(session_id, _check_version(if_version)):
+        elif not await self._remove_if(session_id, check_version(if_version)):
             raise _conflict()
 
     async def exists(self, session_id: str) -> bool:
@@ -210,15 +230,20 @@ class EncodedSessionStore(SessionStore):
             The new state as stored (what `load` would return), or `None` if deleted.
 
         Raises:
+            InvalidArgumentError: `fn` is not callable, or `attempts` is not an int >= 1.
             VersionConflictError: `attempts` tries all met a concurrent change.
             SerializationError: `fn` returned a state JSON cannot hold; nothing was written.
         """
         check_session_id(session_id)
         seconds = self._ttl_or_default(ttl)
-        if type(attempts) is not int or attempts < 1:
-            raise ValueError(f"attempts must be an int >= 1, got {attempts!r}")
-        previous = await self._read_for_update(session_id)
-        for attempt in range(attempts):
+        check_updater(fn)
+        check_attempts(attempts)
+        previous = self._guess(session_id)
+        guessed = previous is not None
+        if not guessed:
+            previous = await self._read(session_id)
+        conflicts = 0
+        while True:
             result = fn(None if previous is None else DEFAULT_CODEC.decode(previous))
             new_state = await result if inspect.isawaitable(result) else result
             if new_state is None:
@@ -227,21 +252,34 @@ class EncodedSessionStore(SessionStore):
                 new_data, copy = None, None
             else:
                 new_data, copy = DEFAULT_CODEC.encode_with_copy(new_state)
-            swapped, previous = await self._swap(session_id, previous, new_data, seconds)
+            swapped, current = await self._swap(session_id, previous, new_data, seconds)
             if swapped:
                 return copy
-            if 0 < attempt < attempts - 1:
+            if guessed:
+                # A stale guess (someone wrote since this store last saw the session) is not
+                # a concurrent change: it uses up no attempt.
+                guessed, previous = False, current
+                continue
+            conflicts += 1
+            if conflicts == attempts:
+                raise VersionConflictError(
+                    f"update gave up after {attempts} attempts, each meeting a concurrent "
+                    "change; raise attempts, or serialize the writers with lock()"
+                )
+            if conflicts == 1:
+                previous = current  # the first retry goes at once, from what the swap returned
+            else:
                 # Contended: back off, then read afresh (what the swap returned has aged).
-                # The first retry goes at once with the bytes the failed swap returned.
-                await asyncio.sleep(random.uniform(0, min(0.1, 0.001 * 2**attempt)))
+                await asyncio.sleep(random.uniform(0, min(0.1, 0.001 * 2 ** (conflicts - 1))))
                 previous = await self._read(session_id)
-        raise VersionConflictError(
-            f"update gave up after {attempts} attempts, each meeting a concurrent change; "
-            "raise attempts, or serialize the writers with lock()"
-        )
 
     async def touch(self, session_id: str, ttl: TTL | None = None) -> bool:
-        """Renew the session's TTL without rewriting it; return whether it exists."""
+        """Renew the session's TTL without rewriting it; return whether it exists.
+
+        Args:
+            session_id: The conversation's id.
+            ttl: The new TTL from now; `None` means the store's default TTL.
+        """
         check_session_id(session_id)
         return await self._touch(session_id, self._ttl_or_default(ttl))
 
@@ -263,13 +301,20 @@ class EncodedSessionStore(SessionStore):
             wait: Seconds to wait for a lease that someone else holds; 0 tries once.
 
         Raises:
+            InvalidTTLError: `timeout` is not a positive number of seconds, or `wait` is
+                negative.
             SessionLockedError: (on entering) the lease was not free within `wait`.
         """
-        return Lease(self, check_session_id(session_id), timeout=timeout, wait=wait)
+        return Lease(self, session_id, timeout=timeout, wait=wait)
 
     async def load_many(self, session_ids: Iterable[str]) -> dict[str, SessionState | None]:
-        """Return the states of many sessions (`None` for missing ones) in one round trip."""
-        ids = _check_ids(session_ids)
+        """Return the states of many sessions (`None` for missing ones) in one round trip.
+
+        Raises:
+            InvalidArgumentError: `session_ids` is a single `str` or not an iterable.
+            InvalidSessionIdError: An id is not valid; nothing was read.
+        """
+        ids = check_ids(session_ids)
         found = await self._read_many(ids) if ids else []
         return {
             session_id: None if data is None else DEFAULT_CODEC.decode(data)
@@ -282,22 +327,36 @@ class EncodedSessionStore(SessionStore):
         """Store many sessions in one round trip; all are checked before any is written.
 
         Not a transaction: each session is written atomically, the batch is not.
+
+        Args:
+            states: Session id to state.
+            ttl: The TTL of every session of the batch; `None` means the store's default.
+
+        Raises:
+            InvalidArgumentError: `states` is not a mapping; nothing was written.
+            InvalidSessionIdError, InvalidTTLError, SerializationError: An id, the TTL or a
+                state is not valid; nothing was written.
         """
         seconds = self._ttl_or_default(ttl)
         items = [
             (check_session_id(session_id), DEFAULT_CODEC.encode(state))
-            for session_id, state in states.items()
+            for session_id, state in check_states(states).items()
         ]
         if items:
             await self._write_many(items, seconds)
 
     async def delete_many(self, session_ids: Iterable[str]) -> None:
-        """Remove many sessions in one round trip; missing ones are not an error."""
-        ids = _check_ids(session_ids)
+        """Remove many sessions in one round trip; missing ones are not an error.
+
+        Raises:
+            InvalidArgumentError: `session_ids` is a single `str` or not an iterable.
+            InvalidSessionIdError: An id is not valid; nothing was deleted.
+        """
+        ids = check_ids(session_ids)
         if ids:
             await self._remove_many(ids)
 
-    async def iter_ids(self, match: str | None = None) -> AsyncIterator[str]:
+    def iter_ids(self, match: str | None = None) -> AsyncIterator[str]:
         """Yield the ids of this store's sessions, optionally those matching a glob pattern.
 
         Walks the store in batches (Redis `SCAN`, never `KEYS`); a session saved or deleted
@@ -306,9 +365,14 @@ class EncodedSessionStore(SessionStore):
 
         Args:
             match: An `fnmatch` pattern over ids (`*`, `?`, `[abc]`, `[!abc]`), or `None`.
+
+        Raises:
+            InvalidArgumentError: (at the call) `match` is neither a `str` nor `None`.
         """
-        if match is not None and not isinstance(match, str):
-            raise TypeError(f"match must be a str pattern or None, got {type(match).__name__}")
+        check_match(match)
+        return self._matching_ids(match)
+
+    async def _matching_ids(self, match: str | None) -> AsyncIterator[str]:
         async for session_id in self._scan():
             if match is None or fnmatchcase(session_id, match):
                 yield session_id
@@ -338,7 +402,7 @@ class EncodedSessionStore(SessionStore):
         """
         started = time.perf_counter()
         facts = await self._ping()
-        return {"latency_ms": round((time.perf_counter() - started) * 1000, 3), **facts}
+        return {"latency_ms": round((time.perf_counter() - started) * 1000, 6), **facts}
 
     def _ttl_or_default(self, ttl: TTL | None) -> int:
         return self._default_ttl if ttl is None else ttl_seconds(ttl)
@@ -373,12 +437,13 @@ class EncodedSessionStore(SessionStore):
         """Remove only if the stored bytes have `version`, atomically; True if now absent."""
         raise _unsupported(self, "_remove_if")
 
-    async def _read_for_update(self, session_id: str) -> bytes | None:
-        """Return the bytes `update` starts from: the stored ones, or a recent guess of them.
+    def _guess(self, session_id: str) -> bytes | None:
+        """Return the bytes this store last saw under `session_id`, if it remembers; else None.
 
-        A wrong guess costs one failed `_swap`, which returns the stored bytes.
+        `update` starts from such a guess instead of a read. A stale guess costs one failed
+        `_swap` (which returns the stored bytes), and `update` does not count it as a conflict.
         """
-        return await self._read(session_id)
+        return None
 
     async def _swap(
         self, session_id: str, previous: bytes | None, data: bytes | None, ttl_seconds: int
@@ -444,21 +509,6 @@ class EncodedSessionStore(SessionStore):
     async def _clear(self) -> int:
         """Delete every session and lock of this store; return how many sessions."""
         raise _unsupported(self, "_clear")
-
-
-def _check_ids(session_ids: Iterable[str]) -> list[str]:
-    if isinstance(session_ids, (str, bytes)):
-        # A str is an iterable of one-character ids: never what the caller meant.
-        raise TypeError("session_ids must be a collection of ids, not a single str; wrap it: [id]")
-    return [check_session_id(session_id) for session_id in session_ids]
-
-
-def _check_version(version: object) -> str:
-    if not isinstance(version, str) or not version:
-        raise TypeError(
-            f"if_version must be a version from load_versioned() or ABSENT, got {version!r}"
-        )
-    return version
 
 
 def _conflict() -> VersionConflictError:

@@ -17,7 +17,13 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .errors import CorruptedSessionError, SerializationError
+from .errors import (
+    ConfigurationError,
+    CorruptedSessionError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    SerializationError,
+)
 
 try:
     import orjson
@@ -166,7 +172,12 @@ def _stdlib_dumps(state: Mapping[str, Any]) -> bytes:
 
 
 def _stdlib_loads(data: bytes | str) -> Any:
-    text = data if isinstance(data, str) else data.decode("utf-8")
+    if isinstance(data, str):
+        text = data
+    elif isinstance(data, (bytes, bytearray, memoryview)):
+        text = bytes(data).decode("utf-8")
+    else:
+        raise TypeError(f"cannot decode a {type(data).__name__}")
     return json.loads(text, parse_constant=_reject_constant)
 
 
@@ -176,15 +187,27 @@ class StateCodec:
     Args:
         fast: Use `orjson` when it is installed (the default, `None`), always (`True`: it
             must be installed) or never (`False`). Output and validation are the same either way.
+
+    Raises:
+        ConfigurationError: `fast` is not `None`, `True` or `False`.
+        MissingDependencyError: `fast=True` without orjson installed.
     """
 
     __slots__ = ("_dumps", "_fast", "_loads", "name")
 
     def __init__(self, fast: bool | None = None) -> None:
+        if fast is not None and not isinstance(fast, bool):
+            raise ConfigurationError(
+                f"fast must be True, False or None, got a {type(fast).__name__}; pass e.g. "
+                "fast=None (orjson when installed)"
+            )
         if fast is None:
             fast = orjson is not None
         if fast and orjson is None:
-            raise ImportError("StateCodec(fast=True) needs orjson: pip install 'valerie[fast]'")
+            raise MissingDependencyError(
+                "StateCodec(fast=True) needs orjson, which is not installed: "
+                "pip install 'valerie[fast]'"
+            )
         self.name = "orjson" if fast else "json"
         self._fast = fast
         self._dumps: Callable[[Any], bytes] = orjson.dumps if fast else _stdlib_dumps
@@ -236,11 +259,17 @@ class StateCodec:
         """Return the state stored as `data`.
 
         Raises:
+            InvalidArgumentError: `data` is not bytes (or a str).
             CorruptedSessionError: `data` is not the UTF-8 JSON of an object.
         """
         try:
             state = self._loads(data)
         except (ValueError, TypeError) as error:
+            if not isinstance(data, (bytes, bytearray, memoryview, str)):
+                raise InvalidArgumentError(
+                    f"data must be the bytes of a stored session, got a {type(data).__name__}; "
+                    "pass what the backend stored, e.g. the value of a Redis GET"
+                ) from None
             raise CorruptedSessionError(
                 f"a stored session is not valid JSON ({error}); it was left in place: "
                 "inspect it, or delete the session to start over"

@@ -2,8 +2,9 @@
 
 Each error subclasses `SessionStoreError` (catch everything the store raises) and the builtin a
 Python user would reach for (`ValueError`, `TypeError`, `ConnectionError`), so existing handlers
-keep working. Messages name the problem and the fix; none contains a password, a URL's secret
-part or a stored value.
+keep working; every error about an argument of a call is an `InvalidArgumentError`. Messages
+name the problem and the fix; none contains a password, a URL's secret part, a session id or a
+stored value.
 """
 
 from __future__ import annotations
@@ -17,15 +18,24 @@ class ConfigurationError(SessionStoreError, ValueError):
     """A setting (environment variable or constructor argument) has a value that is not allowed."""
 
 
-class InvalidSessionIdError(SessionStoreError, ValueError):
+class InvalidArgumentError(SessionStoreError, TypeError, ValueError):
+    """An argument is of the wrong type or out of range; nothing was read or written.
+
+    Both a `TypeError` and a `ValueError`, so either handler catches it. The message names the
+    argument and what to pass instead. `InvalidSessionIdError`, `InvalidTTLError` and
+    `SerializationError` are the kinds that have a name of their own.
+    """
+
+
+class InvalidSessionIdError(InvalidArgumentError):
     """A session id is not a non-empty `str` of at most 512 UTF-8 bytes without control chars."""
 
 
-class InvalidTTLError(SessionStoreError, ValueError):
-    """A TTL is not a positive whole number of seconds (`int` or `timedelta`)."""
+class InvalidTTLError(InvalidArgumentError):
+    """A TTL or lease duration is not a positive number of seconds (whole for a TTL)."""
 
 
-class SerializationError(SessionStoreError, TypeError):
+class SerializationError(InvalidArgumentError):
     """A state cannot be stored as JSON; nothing was written.
 
     Attributes:

@@ -12,23 +12,11 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidTTLError, LockNotOwnedError, SessionLockedError
+from .errors import LockNotOwnedError, SessionLockedError
+from .validation import check_session_id, lease_seconds
 
 if TYPE_CHECKING:
     from .base import EncodedSessionStore
-
-
-def _seconds(value: object, name: str, *, zero_allowed: bool) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-        or (value == 0 and not zero_allowed)
-    ):
-        allowed = "a number of seconds >= 0" if zero_allowed else "a positive number of seconds"
-        raise InvalidTTLError(f"{name} must be {allowed}, got {value!r}")
-    return float(value)
 
 
 class Lease:
@@ -36,6 +24,11 @@ class Lease:
 
     The holder is identified by a random token, so only this object can release or extend the
     lease; if it is not released within `timeout` seconds it expires by itself.
+
+    Raises:
+        InvalidSessionIdError: `session_id` is not a valid id.
+        InvalidTTLError: `timeout` is not a positive number of seconds (at most ten years),
+            or `wait` is not a number of seconds >= 0.
     """
 
     __slots__ = ("_store", "session_id", "timeout", "token", "wait")
@@ -44,9 +37,9 @@ class Lease:
         self, store: EncodedSessionStore, session_id: str, *, timeout: float, wait: float
     ) -> None:
         self._store = store
-        self.session_id = session_id
-        self.timeout = _seconds(timeout, "timeout", zero_allowed=False)
-        self.wait = _seconds(wait, "wait", zero_allowed=True)
+        self.session_id = check_session_id(session_id)
+        self.timeout = lease_seconds(timeout, "timeout")
+        self.wait = lease_seconds(wait, "wait", zero_allowed=True)
         self.token = secrets.token_hex(16)
 
     def __repr__(self) -> str:
@@ -96,11 +89,10 @@ class Lease:
         """Make the lease last `seconds` (default: its own timeout) from now.
 
         Raises:
+            InvalidTTLError: `seconds` is not a positive number of seconds (at most ten years).
             LockNotOwnedError: It had already expired.
         """
-        lasting = (
-            self.timeout if seconds is None else _seconds(seconds, "seconds", zero_allowed=False)
-        )
+        lasting = self.timeout if seconds is None else lease_seconds(seconds, "seconds")
         if not await self._store._extend_lock(
             self.session_id, self.token, math.ceil(lasting * 1000)
         ):

@@ -8,17 +8,70 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from heapq import heappop, heappush
 from itertools import islice
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
 from .errors import ConfigurationError
-from .validation import TTL
+from .validation import TTL, describe
 from .versions import version_of
 
 _SWEEP_BUDGET = 8
-"""Expired sessions released per call at most, so no single call pays for a large backlog."""
+"""Expired sessions (or leases) released per call at most, so no call pays for a backlog."""
 
 _Entry = tuple[bytes, float]  # (the state's JSON, the clock reading at which it expires)
+_Held = tuple[str, float]  # (the lease holder's token, the clock reading at which it expires)
+_Value = TypeVar("_Value")
+
+
+class _Deadlines(Generic[_Value]):
+    """Finds the expired entries of a table without scanning it.
+
+    Each key sits in the bucket of the whole second in which its entry expires; a heap holds
+    the buckets' seconds, so the next ones to empty are found in O(log buckets).
+    """
+
+    __slots__ = ("buckets", "heap", "table")
+
+    def __init__(self, table: dict[str, _Value]) -> None:
+        self.table = table
+        self.buckets: dict[int, set[str]] = {}
+        self.heap: list[int] = []
+
+    def add(self, key: str, deadline: float) -> None:
+        second = int(deadline)
+        bucket = self.buckets.get(second)
+        if bucket is None:
+            bucket = self.buckets[second] = set()
+            heappush(self.heap, second)
+        bucket.add(key)
+
+    def discard(self, key: str, deadline: float) -> None:
+        # An emptied bucket stays until its second comes up, so that each second is in the
+        # heap once, however often keys come and go within it.
+        self.buckets[int(deadline)].discard(key)
+
+    def move(self, key: str, old: float, new: float) -> None:
+        if int(old) != int(new):
+            self.discard(key, old)
+            self.add(key, new)
+
+    def sweep(self, now: float) -> None:
+        """Drop up to `_SWEEP_BUDGET` entries or empty buckets whose whole second has passed."""
+        heap = self.heap
+        budget = _SWEEP_BUDGET
+        while budget and heap and heap[0] + 1 <= now:
+            bucket = self.buckets[heap[0]]
+            while bucket and budget:
+                del self.table[bucket.pop()]
+                budget -= 1
+            if not bucket:
+                del self.buckets[heappop(heap)]
+                budget -= 1
+
+    def clear(self) -> None:
+        self.table.clear()
+        self.buckets.clear()
+        self.heap.clear()
 
 
 class InMemorySessionStore(EncodedSessionStore):
@@ -28,23 +81,28 @@ class InMemorySessionStore(EncodedSessionStore):
     with the process. Safe for any number of tasks on one event loop: no method awaits while
     it changes the store, so each call is atomic.
 
-    Expiry is exact: `load` and `exists` never see an expired session. Memory is released
-    without any call from you: every call frees up to a few sessions whose deadline has
-    passed, found through per-second buckets, so no call costs more than O(1) amortized
-    however many sessions are stored.
+    Expiry is exact: `load` and `exists` never see an expired session, nor a lease holder
+    its expired lease. Memory is released without any call from you: every call frees up to a
+    few sessions (and every lease call a few leases) whose deadline has passed, found through
+    per-second buckets, so no call costs more than O(1) amortized however many are stored.
 
     Args:
         default_ttl: The TTL used when `save` is called without one.
         max_sessions: When set, saving a new session into a full store evicts the least
             recently used one (`save` and `load` count as use; `exists` does not).
         clock: Seconds on a monotonic clock; tests pass a fake one.
+
+    Raises:
+        ConfigurationError: `max_sessions` is not a positive int or None, or `clock` is not
+            callable.
+        InvalidTTLError: `default_ttl` is not a valid TTL.
     """
 
     __slots__ = (
-        "_bucket_heap",
-        "_buckets",
         "_clock",
         "_entries",
+        "_expiry",
+        "_lock_expiry",
         "_locks",
         "_recency",
         "max_sessions",
@@ -60,7 +118,13 @@ class InMemorySessionStore(EncodedSessionStore):
         super().__init__(default_ttl)
         if max_sessions is not None and (type(max_sessions) is not int or max_sessions < 1):
             raise ConfigurationError(
-                f"max_sessions must be a positive int or None, got {max_sessions!r}"
+                f"max_sessions must be a positive int or None, got {describe(max_sessions)}; "
+                "pass e.g. max_sessions=10_000, or None for no limit"
+            )
+        if not callable(clock):
+            raise ConfigurationError(
+                f"clock must be a function returning seconds, got {describe(clock)}; "
+                "pass e.g. clock=time.monotonic (the default)"
             )
         self.max_sessions = max_sessions
         self._clock = clock
@@ -69,13 +133,10 @@ class InMemorySessionStore(EncodedSessionStore):
             None if max_sessions is None else OrderedDict()
         )
         self._entries: dict[str, _Entry] = {} if self._recency is None else self._recency
-        # Each session sits in the bucket of the whole second in which it expires; the heap
-        # holds the buckets' seconds, so the next ones to empty are found in O(log buckets).
-        self._buckets: dict[int, set[str]] = {}
-        self._bucket_heap: list[int] = []
-        # Session id -> (holder's token, deadline), oldest lease first, so that expired leases
-        # nobody released are swept from the front.
-        self._locks: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._expiry = _Deadlines(self._entries)
+        # Session id -> (holder's token, deadline); leases nobody released expire like sessions.
+        self._locks: dict[str, _Held] = {}
+        self._lock_expiry = _Deadlines(self._locks)
 
     def __repr__(self) -> str:
         return (
@@ -88,19 +149,17 @@ class InMemorySessionStore(EncodedSessionStore):
 
     def _put(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         now = self._clock()
-        self._release_expired(now)
+        self._expiry.sweep(now)
         deadline = now + ttl_seconds
         old = self._entries.get(session_id)
         # Copied to an exact-size object: orjson's bytes keep up to twice their length spare.
         self._entries[session_id] = (bytes(memoryview(data)), deadline)
         if old is None:
-            self._schedule(session_id, deadline)
+            self._expiry.add(session_id, deadline)
             if self.max_sessions is not None and len(self._entries) > self.max_sessions:
                 self._make_room(now)
         else:
-            if int(old[1]) != int(deadline):
-                self._unschedule(session_id, old[1])
-                self._schedule(session_id, deadline)
+            self._expiry.move(session_id, old[1], deadline)
             if self._recency is not None:
                 self._recency.move_to_end(session_id)
 
@@ -113,10 +172,10 @@ class InMemorySessionStore(EncodedSessionStore):
         return entry[0]
 
     async def _remove(self, session_id: str) -> None:
-        self._release_expired(self._clock())
+        self._expiry.sweep(self._clock())
         entry = self._entries.pop(session_id, None)
         if entry is not None:
-            self._unschedule(session_id, entry[1])
+            self._expiry.discard(session_id, entry[1])
 
     async def _contains(self, session_id: str) -> bool:
         return self._live_entry(session_id) is not None
@@ -169,37 +228,41 @@ class InMemorySessionStore(EncodedSessionStore):
 
     async def _acquire_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
         now = self._clock()
-        self._release_expired_locks(now)
+        self._lock_expiry.sweep(now)
         held = self._locks.get(session_id)
         if held is not None and held[1] > now and held[0] != token:
             return False
-        self._locks[session_id] = (token, now + milliseconds / 1000)
-        self._locks.move_to_end(session_id)
+        self._hold(session_id, token, now + milliseconds / 1000, held)
         return True
 
     async def _release_lock(self, session_id: str, token: str) -> bool:
-        if not self._holds(session_id, token):
+        held = self._live_lease(session_id, token)
+        if held is None:
             return False
         del self._locks[session_id]
+        self._lock_expiry.discard(session_id, held[1])
         return True
 
     async def _extend_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
-        if not self._holds(session_id, token):
+        held = self._live_lease(session_id, token)
+        if held is None:
             return False
-        self._locks[session_id] = (token, self._clock() + milliseconds / 1000)
-        self._locks.move_to_end(session_id)
+        self._hold(session_id, token, self._clock() + milliseconds / 1000, held)
         return True
 
-    def _holds(self, session_id: str, token: str) -> bool:
+    def _live_lease(self, session_id: str, token: str) -> _Held | None:
+        """Return the session's lease if `token` holds it and it has not expired."""
+        now = self._clock()
+        self._lock_expiry.sweep(now)
         held = self._locks.get(session_id)
-        return held is not None and held[0] == token and held[1] > self._clock()
+        return held if held is not None and held[0] == token and held[1] > now else None
 
-    def _release_expired_locks(self, now: float) -> None:
-        for _ in range(2):  # two per acquire: more than each acquire adds
-            oldest = next(iter(self._locks.values()), None)
-            if oldest is None or oldest[1] > now:
-                return
-            self._locks.popitem(last=False)
+    def _hold(self, session_id: str, token: str, deadline: float, held: _Held | None) -> None:
+        self._locks[session_id] = (token, deadline)
+        if held is None:
+            self._lock_expiry.add(session_id, deadline)
+        else:
+            self._lock_expiry.move(session_id, held[1], deadline)
 
     async def _ping(self) -> dict[str, Any]:
         return {"topology": "memory", "sessions": len(self._entries)}
@@ -212,48 +275,20 @@ class InMemorySessionStore(EncodedSessionStore):
     async def _clear(self) -> int:
         now = self._clock()
         count = sum(1 for _, deadline in self._entries.values() if deadline > now)
-        self._entries.clear()
-        self._buckets.clear()
-        self._bucket_heap.clear()
-        self._locks.clear()
+        self._expiry.clear()
+        self._lock_expiry.clear()
         return count
 
     def _live_entry(self, session_id: str) -> _Entry | None:
         """Return the session's entry, dropping it instead if it has expired."""
         now = self._clock()
-        self._release_expired(now)
+        self._expiry.sweep(now)
         entry = self._entries.get(session_id)
         if entry is not None and entry[1] <= now:
             del self._entries[session_id]
-            self._unschedule(session_id, entry[1])
+            self._expiry.discard(session_id, entry[1])
             return None
         return entry
-
-    def _schedule(self, session_id: str, deadline: float) -> None:
-        second = int(deadline)
-        bucket = self._buckets.get(second)
-        if bucket is None:
-            bucket = self._buckets[second] = set()
-            heappush(self._bucket_heap, second)
-        bucket.add(session_id)
-
-    def _unschedule(self, session_id: str, deadline: float) -> None:
-        # An emptied bucket stays until its second comes up, so that each second is in the
-        # heap once, however often sessions come and go within it.
-        self._buckets[int(deadline)].discard(session_id)
-
-    def _release_expired(self, now: float) -> None:
-        """Drop up to `_SWEEP_BUDGET` sessions or empty buckets whose whole second has passed."""
-        heap = self._bucket_heap
-        budget = _SWEEP_BUDGET
-        while budget and heap and heap[0] + 1 <= now:
-            bucket = self._buckets[heap[0]]
-            while bucket and budget:
-                del self._entries[bucket.pop()]
-                budget -= 1
-            if not bucket:
-                del self._buckets[heappop(heap)]
-                budget -= 1
 
     def _make_room(self, now: float) -> None:
         """Free one place, preferring a session already expired to the least recently used.
@@ -261,13 +296,13 @@ class InMemorySessionStore(EncodedSessionStore):
         Expired sessions of the current second are not swept yet; a few of them are checked.
         """
         assert self._recency is not None
-        heap = self._bucket_heap
-        if heap and heap[0] <= now:
-            for session_id in islice(self._buckets[heap[0]], _SWEEP_BUDGET):
+        expiry = self._expiry
+        if expiry.heap and expiry.heap[0] <= now:
+            for session_id in islice(expiry.buckets[expiry.heap[0]], _SWEEP_BUDGET):
                 deadline = self._entries[session_id][1]
                 if deadline <= now:
                     del self._entries[session_id]
-                    self._unschedule(session_id, deadline)
+                    expiry.discard(session_id, deadline)
                     return
         session_id, (_, deadline) = self._recency.popitem(last=False)
-        self._unschedule(session_id, deadline)
+        expiry.discard(session_id, deadline)

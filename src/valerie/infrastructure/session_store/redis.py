@@ -118,8 +118,9 @@ class RedisSessionStore(EncodedSessionStore):
             then sent per slot primary, each followed by its WAIT.
         replica_timeout: Seconds `min_replicas` waits; below `timeout` (default: half of it).
         update_cache_size: Sessions whose last bytes `update` remembers, so that an update
-            of a session this process wrote last takes one round trip (a stale guess costs
-            nothing extra: the compare-and-set answers with the stored bytes). 0 disables it.
+            of a session this process updated last takes one round trip instead of two. A
+            stale guess costs one round trip (the compare-and-set answers with the stored
+            bytes) and is not counted among `update`'s attempts. 0 disables it.
         prefix: Starts every key of this store; stores with different prefixes never meet.
         default_ttl: The TTL used when `save` is called without one.
         timeout: Seconds a connection attempt or a command may take.
@@ -260,11 +261,10 @@ class RedisSessionStore(EncodedSessionStore):
     async def _remove_if(self, session_id: str, version: str) -> bool:
         return bool(await self._script(_REMOVE_IF, self.prefix + session_id, version))
 
-    async def _read_for_update(self, session_id: str) -> bytes | None:
-        # What this store last saw of the session, if it is recent: right whenever this
-        # process had the previous turn, and then an update takes one round trip, not two.
-        cached = self._recent.get(session_id)
-        return cached if cached is not None else await self._read(session_id)
+    def _guess(self, session_id: str) -> bytes | None:
+        # What this store's last update of the session left: right whenever this process had
+        # the previous turn, and then an update takes one round trip, not two.
+        return self._recent.get(session_id)
 
     async def _swap(
         self, session_id: str, previous: bytes | None, data: bytes | None, ttl_seconds: int
