@@ -19,6 +19,7 @@ from tests.redis_deployments import (
 )
 from tests.redis_server import RedisServer
 from valerie.infrastructure import (
+    AccessDeniedError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
@@ -122,11 +123,14 @@ async def test_tls_with_an_acl_user_limited_to_the_prefix(tls_server: TlsRedisSe
         assert user.password not in str(caught.value)
 
 
-async def test_tls_without_the_ca_is_refused_as_unavailable(tls_server: TlsRedisServer) -> None:
-    """A TLS server whose certificate the client cannot verify is an unavailable backend."""
+async def test_tls_without_the_ca_is_refused_as_access_denied(tls_server: TlsRedisServer) -> None:
+    """A TLS server whose certificate the client cannot verify is a refusal of access, not an
+    outage (tests/test_redis_faults.py checks the cause, the message and that it is not
+    retried)."""
     async with RedisSessionStore(tls_server.url, prefix="noca:", retries=0) as store:
-        with pytest.raises(BackendUnavailableError):
+        with pytest.raises(AccessDeniedError) as caught:
             await store.load("s1")
+        assert caught.value.cause == "certificate"
 
 
 async def test_ping_reports_latency_and_topology(

@@ -3,6 +3,7 @@
 from .session_store import (
     ABSENT,
     TTL,
+    AccessDeniedError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
@@ -31,6 +32,7 @@ from .session_store import (
 __all__ = [
     "ABSENT",
     "TTL",
+    "AccessDeniedError",
     "BackendError",
     "BackendUnavailableError",
     "ConfigurationError",
