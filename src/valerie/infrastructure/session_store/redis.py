@@ -808,11 +808,12 @@ async def _on_node(
     node: Any, commands: list[tuple[Any, ...]], wait: tuple[Any, ...] | None, wait_timeout: float
 ) -> tuple[list[Any], int | Exception | None]:
     """Send `commands` (then `wait`) on one connection of a cluster node; see `round_trips`."""
-    from .redis_topology import round_trips
+    from .redis_topology import drop_if_stale, round_trips
 
     connection = node.acquire_connection()
     try:
-        await node.disconnect_if_needed(connection)  # marked stale by a slot map refresh
+        await node.disconnect_if_needed(connection)  # marked by a slot map refresh
+        await drop_if_stale(connection)
         return await round_trips(connection, commands, wait, wait_timeout)
     except BaseException:
         await connection.disconnect()

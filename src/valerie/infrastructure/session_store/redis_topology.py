@@ -30,6 +30,7 @@ from redis.exceptions import (
     AuthenticationError,
     AuthenticationWrongNumberOfArgsError,
     AuthorizationError,
+    ConnectionError,
     MovedError,
     NoPermissionError,
     ResponseError,
@@ -305,6 +306,24 @@ def forget_slots(client: RedisCluster) -> None:
     store sends to a slot's primary itself.
     """
     client._initialize = True
+
+
+async def drop_if_stale(connection: AbstractConnection) -> None:
+    """Close a pooled connection that its server closed (or that holds unread bytes).
+
+    The next send then opens a new one. redis-py's pool for one server checks each connection
+    it hands out this way; a Cluster node's pool does not, so a write sent once would fail on
+    a connection to a node that restarted since its last use.
+    """
+    if not connection.is_connected:
+        return
+    check = getattr(connection, "can_read", None) or connection.can_read_destructive
+    try:
+        stale = bool(await check())
+    except (ConnectionError, TimeoutError, OSError):
+        stale = True
+    if stale:
+        await connection.disconnect()
 
 
 async def learn_moved(client: RedisCluster, moved: MovedError) -> None:
