@@ -249,8 +249,8 @@ class RedisSessionStore(EncodedSessionStore):
     async def close(self) -> None:
         """Close the connection pool; a later call opens a new one.
 
-        Idle connections are closed now; a call still running finishes on its connection,
-        and the last of them closes what remains.
+        With no call running, every connection is closed now. Calls still running are not
+        disturbed: they finish on the pool, and the last of them closes it when it is done.
         """
         if self._injected is not None:
             return
@@ -258,12 +258,10 @@ class RedisSessionStore(EncodedSessionStore):
         # A pool made by another (ended) loop cannot be closed from this one: it is dropped.
         if connections is None or connections.loop is not asyncio.get_running_loop():
             return
-        from .redis_topology import close_client, close_idle
-
         connections.retired = True
-        if connections.calls:
-            await close_idle(connections.client)
-        else:
+        if not connections.calls:
+            from .redis_topology import close_client
+
             await close_client(connections.client)
 
     async def _ping(self) -> dict[str, Any]:
@@ -377,7 +375,8 @@ class RedisSessionStore(EncodedSessionStore):
         and not yielded again: bounded memory whatever the store's size.
         """
         pattern = _glob_escape(self.prefix) + "*"
-        client = self._connection()
+        connections = self._connections_now()
+        client = connections.client
         cluster = client if _is_cluster(client) else None
         nodes: list[Any] = [None]
         if cluster is not None:
@@ -391,7 +390,7 @@ class RedisSessionStore(EncodedSessionStore):
                 if cluster is None:
                     reply = await self._execute(*command)
                 else:
-                    reply = await self._scan_node(cluster, node, command)
+                    reply = await self._scan_node(connections, node, command)
                 cursor = int(reply[0])
                 keys = [key for key in reply[1] if key not in recent]
                 for key in keys:
@@ -403,9 +402,14 @@ class RedisSessionStore(EncodedSessionStore):
                 if cursor == 0:
                     break
 
-    async def _scan_node(self, client: RedisCluster, node: Any, command: tuple[Any, ...]) -> Any:
-        connections = await self._enter()
+    async def _scan_node(
+        self, connections: _Connections, node: Any, command: tuple[Any, ...]
+    ) -> Any:
+        # On the client the walk started with, even if close() retired it meanwhile: the
+        # node objects belong to it.
+        await self._enter(connections)
         try:
+            client = cast("RedisCluster", connections.client)
             reply = await client.execute_command(*command, target_nodes=node)
         except Exception as error:
             self._fail(error, command)
@@ -467,16 +471,28 @@ class RedisSessionStore(EncodedSessionStore):
         """The connection budget of this loop's pool (for tests that hold it)."""
         return self._connections_now().budget
 
-    async def _enter(self) -> _Connections:
-        """Take a connection slot for a call; `_leave` gives it back."""
-        connections = self._connections_now()
-        await self._take_slot(connections.budget)
+    async def _enter(self, connections: _Connections | None = None) -> _Connections:
+        """Count a call on this loop's client (or `connections`), and take a connection slot.
+
+        `_leave` gives both back.
+        """
+        connections = connections or self._connections_now()
+        # Counted before it waits for a slot: close() must not close a client under a call
+        # about to use it.
         connections.calls += 1
+        try:
+            await self._take_slot(connections.budget)
+        except BaseException:
+            await self._uncount(connections)
+            raise
         return connections
 
     async def _leave(self, connections: _Connections) -> None:
-        connections.calls -= 1
         connections.budget.release()
+        await self._uncount(connections)
+
+    async def _uncount(self, connections: _Connections) -> None:
+        connections.calls -= 1
         if connections.retired and not connections.calls:
             # close() ran while calls were in flight; this was the last of them.
             from .redis_topology import close_client
@@ -788,8 +804,7 @@ class RedisSessionStore(EncodedSessionStore):
 class _Connections:
     """A store's client on one event loop, with its connection budget and the calls running.
 
-    `close()` retires it: idle connections close at once, and the last running call closes
-    the rest when it is done.
+    `close()` retires it: it is closed at once if no call is running, else by the last one.
     """
 
     __slots__ = ("budget", "calls", "client", "loop", "retired")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import ssl
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -262,41 +263,26 @@ def build_client(
         redis_class=Redis,
         max_connections=max_connections,
     )
+    _SENTINEL_CLIENTS[client] = list(sentinel.sentinels)
     return client
-
-
-async def close_idle(client: RedisClient) -> None:
-    """Close the idle connections of a client built here, Sentinel clients included.
-
-    A connection in use belongs to a call still running, and closing it would break that call
-    mid-command: on a Cluster it is marked so that redis-py closes it when it is released; on
-    one server the store closes the rest once its last call is done (`close_client`).
-    """
-    if isinstance(client, RedisCluster):
-        nodes = {**client.nodes_manager.startup_nodes, **client.nodes_manager.nodes_cache}
-        for node in nodes.values():
-            node.update_active_connections_for_reconnect()
-            await node.disconnect_free_connections()
-        return
-    await client.connection_pool.disconnect(inuse_connections=False)
-    for sentinel_client in _sentinel_clients(client):
-        await sentinel_client.connection_pool.disconnect(inuse_connections=False)
 
 
 async def close_client(client: RedisClient) -> None:
     """Close a client built here, with the Sentinel clients it asked for the primary.
 
-    Only for a client no call uses any more: every connection is closed.
+    Only for a client no call uses any more: every connection is closed. (Closing idle
+    connections under running calls is not safe: redis-py's pools let a call take a connection
+    that is being closed.)
     """
-    sentinels = [] if isinstance(client, RedisCluster) else _sentinel_clients(client)
     await client.aclose()
-    for sentinel_client in sentinels:
-        await sentinel_client.aclose()
+    if isinstance(client, Redis):
+        for sentinel_client in _SENTINEL_CLIENTS.pop(client, ()):
+            await sentinel_client.aclose()
 
 
-def _sentinel_clients(client: Redis) -> Sequence[Redis]:
-    manager = getattr(client.connection_pool, "sentinel_manager", None)
-    return [] if manager is None else list(manager.sentinels)
+# The Sentinel clients of each client built here. redis-py's own list can lose one: concurrent
+# lookups that fall over to another Sentinel swap its entries without a lock.
+_SENTINEL_CLIENTS: weakref.WeakKeyDictionary[Redis, list[Redis]] = weakref.WeakKeyDictionary()
 
 
 def forget_slots(client: RedisCluster) -> None:
