@@ -662,3 +662,51 @@ async def test_close_with_800_compare_and_sets_in_flight_breaks_none(
     gc.collect()  # an unclosed connection would warn (an error here) when collected
     await asyncio.sleep(0.1)  # let the servers see the closed sockets
     assert connected_clients(servers) == baseline
+
+
+# --- messages that say what happened -----------------------------------------------------------
+
+
+async def test_a_send_once_call_says_it_was_sent_once_not_retried() -> None:
+    """Against a dead port: a compare-and-set (sent once) says so, and that it may or may not
+    have been applied, never "after 3 attempt(s)"; a plain load says how often it tried."""
+    with RedisServer() as private:
+        url = private.url
+    async with RedisSessionStore(url, prefix="once:", retries=2) as store:
+        with pytest.raises(BackendUnavailableError) as caught:
+            await store.save("s1", {}, if_version=ABSENT)
+        message = str(caught.value)
+        assert "sent once, not retried" in message
+        assert "may or may not have been applied" in message
+        assert "attempt" not in message
+        with pytest.raises(BackendUnavailableError, match=r"after 3 attempt\(s\) of at most 1s"):
+            await store.load("s1")
+
+
+async def test_a_master_name_no_sentinel_knows_gives_a_short_clear_error(
+    sentinel_deployment: SentinelDeployment,
+) -> None:
+    """A master name the Sentinels do not know: a short message naming it and the fix, not
+    kilobytes of redis-py reprs."""
+    url = sentinel_deployment.url.replace("/valerie/", "/no-such-master/")
+    async with RedisSessionStore(url, prefix="nomaster:") as store:
+        with pytest.raises(BackendUnavailableError) as caught:
+            await store.load("s1")
+    message = str(caught.value)
+    assert len(message) < 400, message
+    assert "'no-such-master'" in message
+    assert "master name" in message
+    assert "<redis" not in message
+
+
+async def test_sentinels_that_do_not_answer_give_a_short_clear_error() -> None:
+    """No Sentinel listening: a short message saying that none answered."""
+    with RedisServer() as first, RedisServer() as second:
+        url = f"redis+sentinel://127.0.0.1:{first.port},127.0.0.1:{second.port}/valerie/0"
+    async with RedisSessionStore(url, prefix="nosentinel:", retries=0) as store:
+        with pytest.raises(BackendUnavailableError) as caught:
+            await store.load("s1")
+    message = str(caught.value)
+    assert len(message) < 400, message
+    assert "no Sentinel answered" in message
+    assert "<redis" not in message
