@@ -16,7 +16,7 @@ import sys
 import time
 import tracemalloc
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +136,8 @@ class Proxy:
     to the server, a slow link), until told to misbehave:
     - `stall_replies()`: the connections open now forward nothing more from the server to the
       client (the server still gets, and runs, every command); new connections are served.
-    - `repeat_next_scan()`: the next SCAN that continues a walk is sent with cursor 0, so the
-      server answers the walk's first page again: keys come twice, as SCAN may do.
+    - `repeat_next_scan(after=0)`: the next SCAN that continues a walk (after `after` others)
+      is sent with cursor 0, so the walk starts over: keys come twice, as SCAN may do.
     """
 
     def __init__(self, upstream_port: int, *, raw: bool = False, rate: float | None = None) -> None:
@@ -146,7 +146,10 @@ class Proxy:
         self.rate = rate
         self.links: list[_Link] = []
         self.commands: list[str] = []
+        self.hooks: dict[str, Callable[[], object]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.repeat_scan = False
+        self.scans_before_repeat = 0
         self.scans_repeated = 0
         self._server: asyncio.Server | None = None
 
@@ -170,16 +173,25 @@ class Proxy:
         for link in self.links:
             for writer in link.writers:
                 writer.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._server.wait_closed()
 
     def stall_replies(self) -> None:
         for link in self.links:
             link.stalled = True
 
-    def repeat_next_scan(self) -> None:
+    def before_next(self, command: str, action: Callable[[], object]) -> None:
+        """Run `action` when the next `command` arrives, before it goes to the server."""
+        self.hooks[command] = action
+
+    def repeat_next_scan(self, after: int = 0) -> None:
         self.repeat_scan = True
+        self.scans_before_repeat = after
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         upstream_reader, upstream_writer = await asyncio.open_connection(
             "127.0.0.1", self.upstream_port
         )
@@ -211,11 +223,18 @@ class Proxy:
                 args, length = parsed
                 chunk = bytes(buffer[:length])
                 del buffer[:length]
-                self.commands.append(args[0].decode().upper())
+                name = args[0].decode().upper()
+                self.commands.append(name)
+                hook = self.hooks.pop(name, None)
+                if hook is not None:
+                    hook()
                 if self.repeat_scan and args[:1] == [b"SCAN"] and args[1] != b"0":
-                    self.repeat_scan = False
-                    self.scans_repeated += 1
-                    chunk = _pack([b"SCAN", b"0", *args[2:]])
+                    if self.scans_before_repeat:
+                        self.scans_before_repeat -= 1
+                    else:
+                        self.repeat_scan = False
+                        self.scans_repeated += 1
+                        chunk = _pack([b"SCAN", b"0", *args[2:]])
                 writer.write(chunk)
                 await writer.drain()
         writer.close()
@@ -529,6 +548,16 @@ async def test_count_and_clear_count_each_session_once_when_scan_repeats_keys(
         proxy.repeat_next_scan()
         assert await store.clear() == 2500
         assert proxy.scans_repeated == 4
+        assert await store.count() == 0
+
+
+async def test_clear_counts_what_unlink_deleted(server: RedisServer) -> None:
+    """A session deleted by someone else between clear()'s SCAN and its UNLINK is not counted:
+    clear() says how many it deleted itself."""
+    async with Proxy(server.port) as proxy, RedisSessionStore(proxy.url, prefix="gone:") as store:
+        await store.save_many({f"s{n}": {} for n in range(10)})
+        proxy.before_next("UNLINK", lambda: call(server.port, "DEL", "gone:s3"))
+        assert await store.clear() == 9
         assert await store.count() == 0
 
 
