@@ -759,3 +759,25 @@ async def test_sentinels_that_do_not_answer_give_a_short_clear_error() -> None:
     assert len(message) < 400, message
     assert "no Sentinel answered" in message
     assert "<redis" not in message
+
+
+async def test_close_between_a_running_call_and_one_waiting_for_its_connection(
+    server: RedisServer,
+) -> None:
+    """One connection: a call runs on it and another waits for it when close() comes. Both
+    succeed, on the pool they started with, and the last one closes it: no connection is left
+    open (an unclosed one would also warn, an error here, when collected)."""
+    async with Proxy(server.port) as proxy:
+        store = RedisSessionStore(proxy.url, prefix="pair:", max_connections=1, timeout=2)
+        await store.save("warm", {})
+        proxy.before_next("EVAL", lambda: time.sleep(0.05))  # the first call is in flight
+        first = asyncio.create_task(store.save("a", {}, if_version=ABSENT))
+        second = asyncio.create_task(store.save("b", {}, if_version=ABSENT))
+        await asyncio.sleep(0.01)
+        await store.close()
+        await asyncio.gather(first, second)
+        gc.collect()
+        await asyncio.sleep(0.05)
+        assert [link.writers[0].is_closing() for link in proxy.links] == [True] * len(proxy.links)
+        assert await store.load_many(["a", "b"]) == {"a": {}, "b": {}}
+        await store.close()
