@@ -24,6 +24,8 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from tests.redis_deployments import (
     ClusterDeployment,
@@ -597,7 +599,7 @@ async def test_an_injected_client_names_its_own_server_not_a_url(server: RedisSe
         assert await store.load("s1") == {"n": 1}
     finally:
         await client.aclose()
-    dead = Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+    dead = Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
     try:
         async with RedisSessionStore(client=dead, prefix="inj:") as broken:
             with pytest.raises(BackendUnavailableError) as caught:
