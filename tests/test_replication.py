@@ -352,7 +352,7 @@ async def test_min_replicas_on_a_cluster_waits_on_each_slot_primary(
         # Every slot primary got its share of the batch, not only those before the first
         # that fell short.
         batch = [f"batch-{session_id}" for session_id in ids]
-        assert await lonely.load_many(batch) == dict.fromkeys(batch, {})
+        assert await lonely.load_many(batch) == {key: {} for key in batch}
 
 
 def slot_ranges(port: int) -> dict[int, list[tuple[int, int]]]:
