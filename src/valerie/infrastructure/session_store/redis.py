@@ -414,7 +414,8 @@ class RedisSessionStore(EncodedSessionStore):
         except Exception as error:
             self._fail(error, command)
         finally:
-            await self._leave(connections)
+            if self._leave(connections):
+                await self._close_retired(connections)
         # redis-py's cluster callback for SCAN answers ({node name: cursor}, keys).
         cursor, keys = reply
         if isinstance(cursor, dict):
@@ -483,21 +484,25 @@ class RedisSessionStore(EncodedSessionStore):
         try:
             await self._take_slot(connections.budget)
         except BaseException:
-            await self._uncount(connections)
+            if self._uncount(connections):
+                await self._close_retired(connections)
             raise
         return connections
 
-    async def _leave(self, connections: _Connections) -> None:
+    def _leave(self, connections: _Connections) -> bool:
+        """Give back what `_enter` took; return whether the client must now be closed."""
         connections.budget.release()
-        await self._uncount(connections)
+        return self._uncount(connections)
 
-    async def _uncount(self, connections: _Connections) -> None:
+    def _uncount(self, connections: _Connections) -> bool:
         connections.calls -= 1
-        if connections.retired and not connections.calls:
-            # close() ran while calls were in flight; this was the last of them.
-            from .redis_topology import close_client
+        # close() ran while calls were in flight, and this was the last of them.
+        return connections.retired and not connections.calls
 
-            await close_client(connections.client)
+    async def _close_retired(self, connections: _Connections) -> None:
+        from .redis_topology import close_client
+
+        await close_client(connections.client)
 
     async def _execute(self, *command: Any, retry: bool = True, write: bool = False) -> Any:
         """Run one command on a pooled connection; see `_run`."""
@@ -524,10 +529,13 @@ class RedisSessionStore(EncodedSessionStore):
         size = _payload(commands) if write else 0
         connections = await self._enter()
         client = connections.client
-        once = not retry or size > _LARGE_WRITE or (wait is not None and _is_cluster(client))
+        cluster = connections.cluster
+        once = not retry or size > _LARGE_WRITE or (wait is not None and cluster)
         try:
-            if _is_cluster(client):
-                replies, acknowledged = await self._run_on_cluster(client, commands, wait, once)
+            if cluster:
+                replies, acknowledged = await self._run_on_cluster(
+                    cast("RedisCluster", client), commands, wait, once
+                )
             else:
                 replies, acknowledged = await self._run_on_pool(
                     cast("Redis", client), commands, wait, once
@@ -535,7 +543,8 @@ class RedisSessionStore(EncodedSessionStore):
         except Exception as error:
             self._fail(error, commands[0], once=once, size=size)
         finally:
-            await self._leave(connections)
+            if self._leave(connections):
+                await self._close_retired(connections)
         for reply in replies:
             if isinstance(reply, Exception):
                 self._fail(reply, commands[0], once=once, size=size)
@@ -555,7 +564,7 @@ class RedisSessionStore(EncodedSessionStore):
 
         pool = client.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
-        wait_timeout = self._wait_timeout(connection)
+        wait_timeout = 0.0 if wait is None else self._wait_timeout(connection)
         try:
             if once:
                 return await round_trips(connection, commands, wait, wait_timeout)
@@ -807,12 +816,13 @@ class _Connections:
     `close()` retires it: it is closed at once if no call is running, else by the last one.
     """
 
-    __slots__ = ("budget", "calls", "client", "loop", "retired")
+    __slots__ = ("budget", "calls", "client", "cluster", "loop", "retired")
 
     def __init__(
         self, client: RedisClient, loop: asyncio.AbstractEventLoop, max_connections: int
     ) -> None:
         self.client = client
+        self.cluster = _is_cluster(client)
         self.loop = loop
         self.budget = asyncio.Semaphore(max_connections)
         self.calls = 0

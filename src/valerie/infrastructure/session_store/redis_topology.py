@@ -331,9 +331,16 @@ async def send(connection: AbstractConnection, commands: Sequence[tuple[Any, ...
     slices of its memory, each bounded by the socket timeout, so that a large write fails
     only if the server stops taking it.
     """
+    if len(commands) == 1:
+        chunks = connection.pack_command(*commands[0])
+    else:
+        chunks = connection.pack_commands(commands)
+    if max(map(len, chunks)) <= _SLICE:  # the usual case: no large value
+        await connection.send_packed_command(chunks)
+        return
     pending: list[bytes] = []
     health_check = True
-    for chunk in connection.pack_commands(commands):
+    for chunk in chunks:
         if len(chunk) <= _SLICE:
             pending.append(chunk)
             continue
