@@ -40,7 +40,7 @@ characters, so no session key can ever equal a lock key."""
 
 _BATCH = 1000  # keys per SCAN page
 _SCAN_MEMORY = 10_000
-"""Keys a walk of the store remembers, to drop the repeats SCAN may return (about 1 MB)."""
+"""Keys a walk of the store remembers, to drop the repeats SCAN may return (about 2 MB)."""
 _LARGE_WRITE = 1 << 20
 """A write carrying more bytes than this (one state, or a batch's states together) is sent
 once: re-sending it after a timeout would not help a server too slow to take it."""
@@ -125,8 +125,8 @@ class RedisSessionStore(EncodedSessionStore):
             wait (Redis `WAIT`) until this many replicas have it, up to `replica_timeout`
             seconds, else raise `ReplicationError` (the write stays on the primary). Narrows,
             but does not close, the window in which a failover loses acknowledged writes:
-            Redis replication stays asynchronous. Such writes are sent once, and on a cluster
-            batches are sent per slot primary, each followed by its WAIT.
+            Redis replication stays asynchronous. On a cluster such writes are sent once, per
+            slot primary, each group followed by its WAIT.
         replica_timeout: Seconds `min_replicas` waits; below `timeout` (default: half of it).
         update_cache_size: Sessions whose last bytes `update` remembers, so that an update
             of a session this process wrote last takes one round trip (a stale guess costs
@@ -431,7 +431,8 @@ class RedisSessionStore(EncodedSessionStore):
                     yield session_id
 
     async def _clear(self) -> int:
-        # Counts what UNLINK deleted, so a key SCAN returned twice is counted once.
+        # Counts what UNLINK deleted: a key SCAN returned twice, or that vanished meanwhile,
+        # is not counted twice, or at all.
         start = len(self.prefix.encode())
         count = 0
         async for keys in self._scan_keys():
@@ -755,7 +756,7 @@ class RedisSessionStore(EncodedSessionStore):
             what = f"{type(error).__name__}: {_shorten(str(error))}"
             if size > _LARGE_WRITE:
                 return BackendUnavailableError(
-                    f"{where} did not take a {command} of {size / 2**20:.1f} MiB in time "
+                    f"{where} did not confirm a {command} of {size / 2**20:.1f} MiB "
                     f"({what}); it was sent once, not retried, and may have been applied: "
                     f"raise timeout (now {self.timeout:g}s) if the server is merely slow to "
                     "take it, or store a smaller state"
@@ -784,6 +785,7 @@ class RedisSessionStore(EncodedSessionStore):
         from .redis_topology import denial_detail, missing_master
 
         detail = _shorten(denial_detail(error))
+        detail = f" ({detail})" if detail else ""
         where = self._where()
         if missing_master(error) is not None:
             where = f"the Sentinels of {where}"
@@ -794,17 +796,17 @@ class RedisSessionStore(EncodedSessionStore):
             credentials = "the user name and password in the URL (VALERIE_SESSION_REDIS_URL)"
         if cause == "authentication":
             return (
-                f"{where} refused the store's credentials ({detail}); nothing was retried: "
+                f"{where} refused the store's credentials{detail}; nothing was retried: "
                 f"check {credentials}, and that the ACL user exists and is enabled"
             )
         if cause == "permission":
             return (
-                f"{where} refused {command}: the ACL user lacks a permission ({detail}); grant "
+                f"{where} refused {command}: the ACL user lacks a permission{detail}; grant "
                 "it the commands and the key pattern the store needs (see the README), or use "
                 "a prefix it may write"
             )
         return (
-            f"{where}: the TLS certificate check failed ({detail}); nothing was retried: check "
+            f"{where}: the TLS certificate check failed{detail}; nothing was retried: check "
             "ssl_ca_certs (the CA that signed the server's certificate) and the host name, "
             "and ssl_certfile / ssl_keyfile if the server requires a client certificate"
         )

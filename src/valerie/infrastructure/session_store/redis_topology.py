@@ -159,7 +159,7 @@ def access_denial(error: BaseException) -> str | None:
 
 
 def denial_detail(error: BaseException) -> str:
-    """A short account of a refusal of access, from the server or the TLS library."""
+    """A short account of a refusal of access, from the server or the TLS library, or ""."""
     seen: BaseException | None = error
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError) and seen.verify_message:
@@ -169,7 +169,8 @@ def denial_detail(error: BaseException) -> str:
         if isinstance(seen, (AuthenticationError, AuthorizationError, NoPermissionError)):
             return str(seen)
         seen = seen.__cause__ or seen.__context__
-    return "refused by the Sentinels" if isinstance(error, MasterNotFoundError) else str(error)
+    # A Sentinel lookup keeps only the names of what went wrong: nothing more to say.
+    return "" if isinstance(error, MasterNotFoundError) else str(error)
 
 
 def missing_master(error: BaseException) -> bool | None:
