@@ -11,6 +11,7 @@ import pytest
 import valerie.infrastructure as infrastructure
 import valerie.infrastructure.session_store as session_store
 from valerie.infrastructure import (
+    AccessDeniedError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
@@ -127,6 +128,7 @@ ERRORS: list[tuple[type[Exception], tuple[type[Exception], ...]]] = [
     (BackendError, ()),
     (BackendUnavailableError, (BackendError, ConnectionError)),
     (ReplicationError, (BackendError,)),
+    (AccessDeniedError, (BackendError, PermissionError)),
     (VersionConflictError, ()),
     (SessionLockedError, (TimeoutError,)),
     (LockNotOwnedError, ()),

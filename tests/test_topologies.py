@@ -10,7 +10,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from redis.asyncio import Redis
@@ -23,13 +23,11 @@ from tests.redis_deployments import (
 )
 from tests.redis_server import RedisServer
 from valerie.infrastructure import (
+    AccessDeniedError,
     BackendError,
     BackendUnavailableError,
-    ConfigurationError,
-    CorruptedSessionError,
     InMemorySessionStore,
     RedisSessionStore,
-    ReplicationError,
     get_session_store,
 )
 
@@ -149,11 +147,14 @@ async def test_tls_with_an_acl_user_limited_to_the_prefix(tls_server: TlsRedisSe
         assert user.password not in str(caught.value)
 
 
-async def test_tls_without_the_ca_is_refused_as_unavailable(tls_server: TlsRedisServer) -> None:
-    """A TLS server whose certificate the client cannot verify is an unavailable backend."""
+async def test_tls_without_the_ca_is_refused_as_access_denied(tls_server: TlsRedisServer) -> None:
+    """A TLS server whose certificate the client cannot verify is a refusal of access, not an
+    outage (tests/test_redis_faults.py checks the cause, the message and that it is not
+    retried)."""
     async with RedisSessionStore(tls_server.url, prefix="noca:", retries=0) as store:
-        with pytest.raises(BackendUnavailableError):
+        with pytest.raises(AccessDeniedError) as caught:
             await store.load("s1")
+        assert caught.value.cause == "certificate"
 
 
 @pytest.fixture(scope="module")
@@ -200,8 +201,8 @@ async def test_sentinel_username_and_password_log_in_to_the_sentinels(
     guarded_sentinel: SentinelDeployment,
 ) -> None:
     """?sentinel_username=&sentinel_password= are what the Sentinels are asked with; without
-    them, or with a wrong password, the store fails with an error that says authentication
-    failed and shows no password."""
+    them, or with a wrong password, the store fails with AccessDeniedError (authentication),
+    not as an outage, and shows no password."""
     assert guarded_sentinel.sentinel_login is not None
     username, password = guarded_sentinel.sentinel_login
     await serve_through(guarded_sentinel.url)
@@ -209,10 +210,11 @@ async def test_sentinel_username_and_password_log_in_to_the_sentinels(
     wrong = without + f"?sentinel_username={username}&sentinel_password=not-{password}"
     for url in (without, wrong):
         async with RedisSessionStore(url, prefix="guarded:", retries=0) as store:
-            with pytest.raises(BackendError) as caught:
+            with pytest.raises(AccessDeniedError) as caught:
                 await store.load("s1")
+        assert caught.value.cause == "authentication"
         message = str(caught.value)
-        assert re.search("auth", message, re.IGNORECASE), message
+        assert re.search("sentinel_password", message), message
         assert password not in message
 
 
@@ -263,90 +265,3 @@ async def test_the_factory_builds_a_sentinel_store_from_the_environment(
         await store.save("s1", {"via": "sentinel"})
         assert await store.load("s1") == {"via": "sentinel"}
         await store.delete("s1")
-
-
-async def test_min_replicas_confirms_writes_on_a_replicated_primary(
-    sentinel_deployment: SentinelDeployment,
-) -> None:
-    """With a replica in sync, writes wait for it (WAIT) and succeed."""
-    async with RedisSessionStore(
-        sentinel_deployment.url, prefix=f"wait:{uuid.uuid4().hex}:", min_replicas=1
-    ) as store:
-        await store.save("s1", {"n": 1})
-        await store.save_many({"s2": {"n": 2}, "s3": {"n": 3}})
-        assert await store.update("s1", lambda s: {"n": 10}) == {"n": 10}
-        await store.delete("s2")
-        assert await store.load_many(["s1", "s2", "s3"]) == {
-            "s1": {"n": 10},
-            "s2": None,
-            "s3": {"n": 3},
-        }
-
-
-async def test_min_replicas_without_replicas_raises_after_the_write() -> None:
-    """No replica confirms: ReplicationError after replica_timeout; the primary has the write,
-    and the connection is still in step (the next call gets its own reply)."""
-    prefix = "nowait:"
-    with RedisServer() as redis_server:  # surely without replicas
-        store = RedisSessionStore(
-            redis_server.url, prefix=prefix, min_replicas=1, replica_timeout=0.1
-        )
-        await _check_writes_without_replicas(store, redis_server, prefix)
-
-
-async def _check_writes_without_replicas(
-    store: RedisSessionStore, redis_server: RedisServer, prefix: str
-) -> None:
-    async with store:
-        with pytest.raises(ReplicationError) as caught:
-            await store.save("s1", {"n": 1})
-        assert caught.value.acknowledged == 0
-        assert isinstance(caught.value, BackendError)
-        assert await store.load("s1") == {"n": 1}
-        with pytest.raises(ReplicationError):
-            await store.save_many({"s2": {"n": 2}})
-        await redis_server_hash(redis_server, prefix + "h")
-        with pytest.raises(CorruptedSessionError):
-            await store.update("h", lambda s: {"n": 1})
-        assert await store.load("s2") == {"n": 2}
-
-
-async def redis_server_hash(server: RedisServer, key: str) -> None:
-    """Put a hash where a session would be."""
-    server.command("HSET", key, "f", "v")
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"min_replicas": -1}, "min_replicas"),
-        ({"min_replicas": 1, "replica_timeout": 2.0}, "replica_timeout"),
-        ({"replica_timeout": 0}, "replica_timeout"),
-    ],
-)
-def test_min_replicas_settings_are_checked(kwargs: dict[str, Any], match: str) -> None:
-    """min_replicas must be >= 0 and replica_timeout between 0 and timeout."""
-    with pytest.raises(ConfigurationError, match=match):
-        RedisSessionStore(**kwargs)
-
-
-async def test_min_replicas_on_a_cluster_waits_on_each_slot_primary(
-    private_cluster: ClusterDeployment, cluster_deployment: ClusterDeployment
-) -> None:
-    """On a cluster with replicas, writes (single, batched, compare-and-set) wait for them and
-    succeed; on one without, they raise ReplicationError."""
-    ids = [f"s{n}" for n in range(60)]  # spread over every primary
-    async with RedisSessionStore(private_cluster.url, prefix="cwait:", min_replicas=1) as store:
-        await store.save("one", {"n": 1})
-        await store.save_many({session_id: {"id": session_id} for session_id in ids})
-        assert await store.update("one", lambda s: {"n": 2}) == {"n": 2}
-        await store.delete_many(ids[:10])
-        assert await store.count() == 51
-    async with RedisSessionStore(
-        cluster_deployment.url, prefix=f"cnowait:{uuid.uuid4().hex}:", min_replicas=1
-    ) as lonely:
-        with pytest.raises(ReplicationError):
-            await lonely.save("s1", {"n": 1})
-        with pytest.raises(ReplicationError):
-            await lonely.save_many({f"batch-{session_id}": {} for session_id in ids})
-        assert await lonely.load("s1") == {"n": 1}

@@ -3,6 +3,7 @@
 from .session_store import (
     ABSENT,
     TTL,
+    AccessDeniedError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
@@ -32,6 +33,7 @@ from .session_store import (
 __all__ = [
     "ABSENT",
     "TTL",
+    "AccessDeniedError",
     "BackendError",
     "BackendUnavailableError",
     "ConfigurationError",

@@ -9,6 +9,7 @@ from .base import EncodedSessionStore, SessionStore
 from .codec import MAX_DEPTH, SessionState, StateCodec
 from .config import SessionStoreSettings, get_default_ttl, get_session_store
 from .errors import (
+    AccessDeniedError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
@@ -34,6 +35,7 @@ __all__ = [
     "ABSENT",
     "MAX_DEPTH",
     "TTL",
+    "AccessDeniedError",
     "BackendError",
     "BackendUnavailableError",
     "ConfigurationError",

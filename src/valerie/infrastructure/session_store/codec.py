@@ -144,7 +144,14 @@ def _validate(state: Mapping[str, Any], check_strings: bool) -> None:
         raise SerializationError(f"{path} {invalid.reason}; nothing was saved", path=path) from None
 
 
-def _orjson_if_plainly_valid(state: Mapping[str, Any]) -> tuple[bytes, SessionState] | None:
+_ROUND_TRIP_LIMIT = 1 << 20
+"""Above this many bytes of JSON, a state is checked by the walk rather than a round trip, which
+would hold a second copy of a large state (the walk holds none)."""
+
+
+def _orjson_if_plainly_valid(
+    state: Mapping[str, Any],
+) -> tuple[bytes, SessionState | None] | None:
     """Return orjson's encoding of `state`, and its decoding, if `state` plainly obeys the rules.
 
     A shortcut past the walk for the common case. orjson refuses non-str keys, nesting beyond
@@ -152,12 +159,19 @@ def _orjson_if_plainly_valid(state: Mapping[str, Any]) -> tuple[bytes, SessionSt
     subclasses; what it takes but the rules refuse (NaN and infinities written as null, UUIDs
     as strings, enums as their values) changes the round trip, so comparing the round trip with
     the state catches it. Tuples change it too: those states, like every refused one, take the
-    walk, which decides.
+    walk, which decides. A large state takes the walk at once, keeping orjson's encoding (no
+    decoding then).
+
+    Raises:
+        SerializationError: A large state breaks a rule.
     """
     try:
         data: bytes = orjson.dumps(state, option=_ORJSON_STRICT)
     except orjson.JSONEncodeError:
         return None
+    if len(data) > _ROUND_TRIP_LIMIT:
+        _validate(state, check_strings=False)
+        return data, None
     copy = orjson.loads(data)
     return (data, copy) if copy == state else None
 

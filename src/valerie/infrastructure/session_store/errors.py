@@ -59,6 +59,23 @@ class BackendUnavailableError(BackendError, ConnectionError):
     """The backend could not be reached, or did not answer within the configured timeouts."""
 
 
+class AccessDeniedError(BackendError, PermissionError):
+    """The backend refused the store's credentials, permissions or TLS certificates.
+
+    A configuration error, not an outage: retrying cannot help, so it is never retried, and it
+    is not a `BackendUnavailableError`. The message names the cause and the fix, never a secret.
+
+    Attributes:
+        cause: `"authentication"` (wrong password, unknown or disabled ACL user),
+            `"permission"` (the ACL user may not run a command or touch a key) or
+            `"certificate"` (a TLS certificate check failed, on either side).
+    """
+
+    def __init__(self, message: str, cause: str) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
 class MissingDependencyError(SessionStoreError, ImportError):
     """An optional dependency that this backend needs is not installed."""
 
