@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 
-.PHONY: demo test lint typecheck pytest bench bench-quick clean
+.PHONY: demo test lint typecheck pytest bench bench-quick mutation clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,15 @@ bench: $(BENCH_VENV)/.installed  ## The full benchmark against raw redis-py, Lit
 bench-quick: $(BENCH_VENV)/.installed  ## A smoke run of every scenario (~30 s); its figures are not citable.
 	$(BENCH_VENV)/bin/python -m benchmarks --quick
 
+$(BIN)/.installed-mutation: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,mutation]'
+	touch $@
+
+# The modules mutated and the tests run are listed in pyproject.toml, [tool.mutmut].
+mutation: $(BIN)/.installed-mutation  ## Mutation testing of the modules that hold the promises (~N min); not part of `make test`.
+	rm -rf mutants
+	start=$$(date +%s); $(BIN)/mutmut run --max-children 2 > mutants.log 2>&1 || { tail -50 mutants.log; exit 1; }; \
+	  $(BIN)/python mutation/summary.py --seconds $$(( $$(date +%s) - start )) | tee mutation/results-$$(date -u +%F).txt
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache mutants mutants.log

@@ -6,10 +6,17 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import Phase, settings
 
 from tests.redis_deployments import ClusterDeployment, SentinelDeployment, TlsRedisServer
 from tests.redis_server import RedisServer, RedisServerMissing
 from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, RedisSessionStore
+
+# `make mutation` runs each test once per mutant: the same examples every time, none saved, and
+# no shrinking (a mutant is killed by the first failing example).
+settings.register_profile(
+    "mutation", database=None, derandomize=True, phases=[Phase.explicit, Phase.generate]
+)
 
 # Every contract test runs on each: the memory store, and the Redis store on one server, over
 # TLS, through Sentinel and on a Cluster.

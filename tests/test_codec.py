@@ -112,6 +112,28 @@ def test_error_messages_name_the_fix(codec: StateCodec) -> None:
         codec.encode({"when": datetime.datetime(2026, 1, 1)})
     with pytest.raises(SerializationError, match="JSON object keys must be str"):
         codec.encode({"ids": {7: "seven"}})
+    with pytest.raises(SerializationError) as caught:
+        codec.encode({"what": [object()]})
+    assert str(caught.value) == (
+        "state['what'][0] is a object, which JSON cannot represent; convert it to str, int, "
+        "float, bool, None, list or dict; nothing was saved"
+    )
+
+
+def test_orjson_is_used_when_installed_unless_fast_is_false() -> None:
+    """fast=None (the default) takes orjson when it is installed, as the default codec does;
+    fast=False takes the standard library. Both read and write the same."""
+    state = {"text": "Olá", "n": [1, 2.5, None, True]}
+    made = {fast: StateCodec(fast=fast) for fast in (None, True, False)}
+    assert {fast: codec.name for fast, codec in made.items()} == {
+        None: "orjson",
+        True: "orjson",
+        False: "json",
+    }
+    for codec in made.values():
+        data = codec.encode(state)
+        assert data == '{"text":"Olá","n":[1,2.5,null,true]}'.encode()
+        assert codec.decode(data) == state
 
 
 @pytest.mark.parametrize("data", [5, None, ["{}"], {"a": 1}], ids=repr)

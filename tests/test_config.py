@@ -291,6 +291,7 @@ def test_a_bad_ttl_variable_is_an_error(value: str) -> None:
     with pytest.raises(ConfigurationError, match=TTL) as caught:
         get_default_ttl({TTL: value})
     assert "3600" in str(caught.value)
+    assert str(caught.value).startswith(f"{TTL}={value!r} is not a whole number of seconds")
     with pytest.raises(ConfigurationError, match=TTL):
         get_session_store({TTL: value})
 

@@ -384,6 +384,19 @@ async def test_ping_reports_a_plausible_latency(store: EncodedSessionStore) -> N
     assert max(ratios) > 0.01
 
 
+async def test_ping_names_the_topology(
+    store: EncodedSessionStore, request: pytest.FixtureRequest
+) -> None:
+    """ping() says what serves the store, for a readiness probe to report."""
+    backend = request.node.callspec.params["store"]
+    expected = {"memory": "memory", "redis-sentinel": "sentinel", "redis-cluster": "cluster"}
+    facts = await store.ping()
+    assert facts["topology"] == expected.get(backend, "standalone")
+    if backend == "memory":
+        await store.save("s1", STATE)
+        assert (await store.ping())["sessions"] == 1
+
+
 async def test_errors_share_one_base_class(store: EncodedSessionStore) -> None:
     """Every error the store raises is a SessionStoreError."""
     for call in (store.load(""), store.save("s1", {"x": {1, 2}}), store.save("s1", {}, ttl=0)):

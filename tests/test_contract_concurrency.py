@@ -164,6 +164,23 @@ async def test_load_versioned_of_a_missing_session_is_absent(store: EncodedSessi
     assert await store.load_versioned("s1") == (None, ABSENT)
 
 
+async def test_load_versioned_returns_the_state_and_its_version(
+    store: EncodedSessionStore,
+) -> None:
+    """load_versioned gives what load gives, with a version that changes with the state and
+    only with it."""
+    await store.save("s1", {"n": 1, "pair": (1, 2)})
+    first = await store.load_versioned("s1")
+    assert first.state == {"n": 1, "pair": [1, 2]}
+    assert first.state == await store.load("s1")
+    await store.save("s1", {"n": 1, "pair": (1, 2)})
+    assert (await store.load_versioned("s1")).version == first.version
+    await store.save("s1", {"n": 2})
+    second = await store.load_versioned("s1")
+    assert second.state == {"n": 2}
+    assert second.version not in (first.version, ABSENT)
+
+
 async def test_if_version_absent_creates_only(store: EncodedSessionStore) -> None:
     """ABSENT writes when there is no session and conflicts when there is one."""
     await store.save("s1", {"v": 1}, if_version=ABSENT)

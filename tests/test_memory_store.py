@@ -232,6 +232,35 @@ async def test_lru_prefers_an_expired_session_to_a_live_one(clock: FakeClock) ->
     assert await store.load("bob") == {"n": 1}
 
 
+async def test_a_session_expiring_this_very_instant_makes_room_first(clock: FakeClock) -> None:
+    """Expiry is exact at the boundary: a session whose deadline is now is expired, so it makes
+    room before the least recently used live one."""
+    store = InMemorySessionStore(max_sessions=2, clock=clock)
+    clock.now = 1000.0
+    await store.save("alice", {"cart": 3})  # the least recently used, live
+    await store.save("otp", {"code": "1"}, ttl=1)  # expires at 1001.0 exactly
+    clock.now = 1001.0
+    await store.save("bob", {"n": 1})
+    assert await store.load("alice") == {"cart": 3}
+    assert await store.load("bob") == {"n": 1}
+
+
+async def test_evicted_sessions_leave_no_bookkeeping(clock: FakeClock) -> None:
+    """A session evicted to make room leaves its expiry bucket, expired or not, so later
+    sweeps neither trip over it nor keep it."""
+    store = InMemorySessionStore(max_sessions=1, clock=clock)
+    await store.save("otp", {}, ttl=1)
+    clock.advance(1)
+    await store.save("late", {}, ttl=5)  # otp, expired this instant, makes room
+    await store.save("next", {}, ttl=5)  # late, the least recently used, makes room
+    assert list(store._entries) == ["next"]
+    clock.advance(10)
+    for _ in range(3):
+        assert not await store.exists("next")
+    assert store._expiry.buckets == {}
+    assert store._expiry.heap == []
+
+
 async def test_expired_leases_nobody_released_are_dropped(
     store: InMemorySessionStore, clock: FakeClock
 ) -> None:

@@ -318,7 +318,7 @@ class Driver:
             fresh = self.store.lock(session_id, timeout=seconds[0], wait=0)
             await self.leases.setdefault((holder, session_id), fresh).acquire()
             return
-        lease = self.leases.setdefault((holder, session_id), self.store.lock(session_id))
+        lease = self.leases.setdefault((holder, session_id), self.store.lock(session_id, wait=0))
         if name == "release":
             await lease.release()
         else:

@@ -116,6 +116,66 @@ async def test_a_user_backend_on_encoded_session_store_gets_validation_for_free(
         await store.load("")
 
 
+class FourPrimitives(EncodedSessionStore):
+    """A backend with only the four byte-level primitives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, bytes] = {}
+
+    async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
+        self.data[session_id] = data
+
+    async def _read(self, session_id: str) -> bytes | None:
+        return self.data.get(session_id)
+
+    async def _remove(self, session_id: str) -> None:
+        self.data.pop(session_id, None)
+
+    async def _contains(self, session_id: str) -> bool:
+        return session_id in self.data
+
+
+async def test_batches_default_to_loops_over_the_four_primitives() -> None:
+    """save_many, load_many and delete_many work on a backend that has only the four."""
+    store = FourPrimitives()
+    await store.save_many({"a": {"n": 1}, "b": {"n": 2}})
+    assert await store.load_many(["a", "b", "c"]) == {"a": {"n": 1}, "b": {"n": 2}, "c": None}
+    await store.delete_many(["a"])
+    assert store.data == {"b": b'{"n":2}'}
+
+
+@pytest.mark.parametrize(
+    ("primitive", "call"),
+    [
+        ("_write_if", lambda s: s.save("a", {}, if_version="absent")),
+        ("_remove_if", lambda s: s.delete("a", if_version="absent")),
+        ("_remove_if", lambda s: s.update("a", lambda state: None)),
+        ("_write_if", lambda s: s.update("b", lambda state: {})),
+        ("_read_and_touch", lambda s: s.load("a", refresh_ttl=True)),
+        ("_touch", lambda s: s.touch("a")),
+        ("_remaining", lambda s: s.ttl("a")),
+        ("_acquire_lock", lambda s: s.lock("a").acquire()),
+        ("_release_lock", lambda s: s.lock("a").release()),
+        ("_extend_lock", lambda s: s.lock("a").extend()),
+        ("_scan", lambda s: s.count()),
+        ("_clear", lambda s: s.clear()),
+        ("_ping", lambda s: s.ping()),
+    ],
+)
+async def test_a_missing_primitive_is_named_by_the_error(primitive: str, call: Any) -> None:
+    """A method that needs a primitive the backend lacks raises NotImplementedError naming the
+    backend and that primitive, and writes nothing."""
+    store = FourPrimitives()
+    store.data["a"] = b"{}"
+    with pytest.raises(NotImplementedError) as raised:
+        await call(store)
+    assert str(raised.value) == (
+        f"FourPrimitives does not implement {primitive}(), which this method needs"
+    )
+    assert store.data == {"a": b"{}"}
+
+
 # Every error the README's table lists, each with what else it is. Written out by hand, so
 # that a class losing its base fails here, whatever the package exports.
 ERRORS: list[tuple[type[Exception], tuple[type[Exception], ...]]] = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import json
 import subprocess
 import sys
@@ -11,8 +12,9 @@ from datetime import timedelta
 
 import pytest
 
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, free_port
 from valerie.infrastructure import (
+    BackendUnavailableError,
     ConfigurationError,
     CorruptedSessionError,
     LockNotOwnedError,
@@ -223,6 +225,17 @@ async def test_versioned_writes_and_refreshes_keep_the_value_plain_json(
     assert raw == b'{"n":2}'
 
 
+async def test_a_version_is_the_sha1_of_the_stored_bytes(redis_store: RedisSessionStore) -> None:
+    """The version is the SHA-1 of the value as Redis holds it, which its scripts compute too:
+    a value written by another client has the version its bytes give."""
+    client = redis_store._connection()
+    await client.set(redis_store.prefix + "s1", b'{"written":"elsewhere"}')
+    version = (await redis_store.load_versioned("s1")).version
+    assert version == hashlib.sha1(b'{"written":"elsewhere"}').hexdigest()
+    await redis_store.save("s1", {"n": 1}, if_version=version)
+    assert await client.get(redis_store.prefix + "s1") == b'{"n":1}'
+
+
 async def test_touch_and_refresh_set_the_server_side_ttl(redis_store: RedisSessionStore) -> None:
     """touch and load(refresh_ttl=) change Redis's own TTL for the key."""
     client = redis_store._connection()
@@ -341,6 +354,14 @@ async def test_update_is_right_when_another_process_wrote_last(redis_server: Red
         assert await first.load("c") == {"n": -1}
         await second.save("c", {"n": 7})
         assert await first.update("c", lambda s: {"n": (s or {"n": 0})["n"] + 1}) == {"n": 8}
+
+
+async def test_a_lease_on_an_unreachable_server_is_a_typed_error() -> None:
+    """Taking a lease while Redis cannot be reached raises BackendUnavailableError (the best
+    effort to give back a lease that may have been taken fails too, and stays silent)."""
+    async with RedisSessionStore(f"redis://127.0.0.1:{free_port()}", retries=0) as store:
+        with pytest.raises(BackendUnavailableError):
+            await store.lock("s1", wait=0).acquire()
 
 
 def test_update_cache_size_is_checked() -> None:
