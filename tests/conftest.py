@@ -12,11 +12,24 @@ from tests.redis_deployments import ClusterDeployment, SentinelDeployment, TlsRe
 from tests.redis_server import RedisServer, RedisServerMissing
 from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, RedisSessionStore
 
-# `make mutation` runs each test once per mutant: the same examples every time, none saved, and
-# no shrinking (a mutant is killed by the first failing example).
+# `make mutation` runs each test once per mutant: the same examples every time, a fifth as
+# many, none saved, and no shrinking (a mutant is killed by the first failing example).
 settings.register_profile(
-    "mutation", database=None, derandomize=True, phases=[Phase.explicit, Phase.generate]
+    "mutation",
+    max_examples=20,
+    database=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.generate],
 )
+
+
+def examples(count: int) -> int:
+    """`count` examples for a property test under the default profile (100 examples), scaled
+    like the profile in use (a fifth under `mutation`)."""
+    profile = settings.default
+    assert profile is not None
+    return max(1, count * profile.max_examples // 100)
+
 
 # Every contract test runs on each: the memory store, and the Redis store on one server, over
 # TLS, through Sentinel and on a Cluster.

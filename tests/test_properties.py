@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import examples
 from tests.redis_server import RedisServer
 from valerie.infrastructure import (
     ABSENT,
@@ -30,7 +31,9 @@ from valerie.infrastructure.session_store import StateCodec
 
 # Function-scoped store fixtures are fine here: every example uses fresh ids.
 store_settings = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 scalars = (
@@ -187,7 +190,7 @@ async def test_any_unstorable_value_is_refused_with_its_path_and_nothing_changes
 codecs = [StateCodec(fast=False), StateCodec(fast=True)]
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(state=states)
 def test_both_codecs_encode_the_same_meaning(state: dict[str, Any]) -> None:
     """json and orjson write equivalent JSON, and each reads what the other wrote."""
@@ -207,7 +210,7 @@ maybe_bad_values = st.recursive(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(state=st.dictionaries(st.text(max_size=5), maybe_bad_values, max_size=5))
 def test_both_codecs_accept_and_refuse_exactly_the_same_states(state: dict[str, Any]) -> None:
     """Validation is the codec's, not the encoder's: same verdict and same path from both."""
@@ -339,7 +342,9 @@ lease_operations = st.lists(
     max_size=20,
 )
 differential = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 

@@ -34,6 +34,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import examples
 from valerie.infrastructure import (
     ConfigurationError,
     EncodedSessionStore,
@@ -269,7 +270,7 @@ def _check(form: str, user: str, password: str, shape: str, encode: bool, connec
             )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     form=st.sampled_from(FORMS),
     user=user_names,
@@ -291,7 +292,7 @@ def test_no_credential_shows_in_errors_reprs_or_attributes(
     _check(form, user, password, shape, encode, connect=False)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     form=st.sampled_from(FORMS),
     user=user_names,
@@ -407,7 +408,7 @@ def test_the_store_and_the_settings_never_hold_the_password_in_clear() -> None:
     shape=st.sampled_from(SHAPES),
     encode=st.booleans(),
 )
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_masking_is_idempotent(
     form: str, user: str, password: str, shape: str, encode: bool
 ) -> None:
