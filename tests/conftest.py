@@ -36,6 +36,20 @@ def examples(count: int) -> int:
 BACKENDS = ("memory", "redis", "redis-tls", "redis-sentinel", "redis-cluster")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--standalone-only",
+        action="store_true",
+        help="skip the tests that need a TLS, Sentinel or Cluster deployment (make mutation)",
+    )
+
+
+def skip_unless_every_deployment(request: pytest.FixtureRequest) -> None:
+    """Skip the test asking for a TLS, Sentinel or Cluster deployment under --standalone-only."""
+    if request.config.getoption("--standalone-only"):
+        pytest.skip("needs a TLS, Sentinel or Cluster deployment (--standalone-only)")
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A redis-server of the test session's own; fails the run (never skips) if not installed."""
@@ -48,8 +62,9 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def tls_server() -> Iterator[TlsRedisServer]:
+def tls_server(request: pytest.FixtureRequest) -> Iterator[TlsRedisServer]:
     """A TLS-only redis-server with a test CA, for the session."""
+    skip_unless_every_deployment(request)
     try:
         server = TlsRedisServer()
     except RedisServerMissing as missing:
@@ -59,23 +74,26 @@ def tls_server() -> Iterator[TlsRedisServer]:
 
 
 @pytest.fixture(scope="session")
-def sentinel_deployment() -> Iterator[SentinelDeployment]:
+def sentinel_deployment(request: pytest.FixtureRequest) -> Iterator[SentinelDeployment]:
     """A primary, a replica and three sentinels, shared by the tests that do not break them."""
+    skip_unless_every_deployment(request)
     with SentinelDeployment() as deployment:
         yield deployment
 
 
 @pytest.fixture(scope="session")
-def cluster_deployment() -> Iterator[ClusterDeployment]:
+def cluster_deployment(request: pytest.FixtureRequest) -> Iterator[ClusterDeployment]:
     """A three-primary cluster, shared by the tests that do not break it."""
+    skip_unless_every_deployment(request)
     with ClusterDeployment(primaries=3) as deployment:
         yield deployment
 
 
 @pytest.fixture(scope="session")
-def proxied_cluster_deployment() -> Iterator[ClusterDeployment]:
+def proxied_cluster_deployment(request: pytest.FixtureRequest) -> Iterator[ClusterDeployment]:
     """A three-primary cluster whose nodes announce the ports of their `FaultProxy`s, shared by
     the tests that put faults on the proxies (each within its own `with` block)."""
+    skip_unless_every_deployment(request)
     with ClusterDeployment(primaries=3, proxied=True) as deployment:
         yield deployment
 

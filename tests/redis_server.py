@@ -5,13 +5,17 @@ Never port 6379: the suite must not touch a server someone else uses.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -21,6 +25,23 @@ INSTALL_HINT = (
     "ports). Install it: `apt-get install redis-server` (Debian/Ubuntu), `brew install redis` "
     "(macOS), or `dnf install redis` (Fedora), then run the tests again."
 )
+
+
+def _end_with_parent() -> Callable[[], None] | None:
+    """What the child runs before redis-server so that it ends when its parent dies (Linux): a
+    run killed outright (`make mutation` kills a mutant's run that overstays) leaves no server.
+
+    Only from the main thread: the signal comes when the thread that started the child ends.
+    """
+    if sys.platform != "linux" or threading.current_thread() is not threading.main_thread():
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in the forked child
+    pr_set_pdeathsig = 1
+
+    def end_with_parent() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return end_with_parent
 
 
 class RedisServerMissing(RuntimeError):
@@ -96,6 +117,7 @@ class RedisServer:
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
+                preexec_fn=_end_with_parent(),
             )  # fmt: skip
 
     def wait_until_ready(self, timeout: float = 10) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
+from tests.conftest import skip_unless_every_deployment
 from tests.redis_deployments import ClusterDeployment, SentinelDeployment, call
 from tests.redis_server import RedisServer
 from valerie.infrastructure import (
@@ -314,8 +315,9 @@ async def test_reads_are_not_followed_by_wait(
 
 
 @pytest.fixture
-def private_cluster() -> Iterator[ClusterDeployment]:
+def private_cluster(request: pytest.FixtureRequest) -> Iterator[ClusterDeployment]:
     """Three primaries with a replica each, of this test's own."""
+    skip_unless_every_deployment(request)
     with ClusterDeployment(primaries=3, replicas_per_primary=1) as deployment:
         yield deployment
 
