@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,24 @@ def test_the_readme_lists_every_error() -> None:
         row = next(line for line in readme.splitlines() if line.startswith(f"| `{error.__name__}`"))
         for builtin in builtins:
             assert builtin.__name__ in row, (error.__name__, builtin.__name__)
+
+
+def test_every_test_the_readme_names_exists() -> None:
+    """Each test named in "Where each promise is tested" is a test function of its file."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("### Where each promise is tested", 1)[1].split("\n#", 1)[0]
+    short = {"C": "tests/test_contract.py", "CC": "tests/test_contract_concurrency.py"}
+    named = 0
+    for row in table.splitlines():
+        path = None
+        for reference in re.findall(r"`([^`\s]+)::(test_\w+)`", row):
+            where, test = reference
+            path = short.get(where, path if where == "…" else where)
+            assert path is not None, row
+            source = (Path(__file__).parent.parent / path).read_text()
+            assert re.search(rf"^(async )?def {test}\(", source, re.M), f"{path}::{test}"
+            named += 1
+    assert named > 100
 
 
 def test_every_public_name_has_a_docstring() -> None:
