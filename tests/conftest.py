@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -21,6 +23,12 @@ settings.register_profile(
     derandomize=True,
     phases=[Phase.explicit, Phase.generate],
 )
+
+
+def python_env() -> dict[str, str]:
+    """The environment for a child `python -c` that imports what this process imports (under
+    `make mutation`, the mutated copy of the package, with the mutant under test)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
 
 
 def examples(count: int) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.conftest import python_env
 from valerie.infrastructure import (
     ConfigurationError,
     CorruptedSessionError,
@@ -171,6 +172,8 @@ except MissingDependencyError as error:
     assert isinstance(error, ImportError)
     print(error)
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=python_env()
+    )
     assert result.returncode == 0, result.stderr
     assert "pip install 'valerie[fast]'" in result.stdout

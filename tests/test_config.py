@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import python_env
 from tests.redis_deployments import create_acl_user
 from tests.redis_server import RedisServer
 from valerie.infrastructure import (
@@ -240,6 +241,39 @@ def test_an_unknown_variable_is_an_error_that_suggests_the_close_match(
     assert "'redis'" not in message  # its value may be a secret: never shown
 
 
+def test_an_unknown_variable_is_found_whatever_comes_before_it() -> None:
+    """Every name is checked, not only those before the first known or unrelated one."""
+    for first in (STORE, "PATH"):
+        for misspelt in ("VALERIE_SESSION_STROE", "VALERIE_SESION_TTL"):
+            environ = {first: "memory", misspelt: "x"}
+            with pytest.raises(ConfigurationError, match=f"^{misspelt} is not a variable"):
+                get_session_store(environ)
+
+
+def test_an_unknown_variable_far_from_every_name_lists_the_four() -> None:
+    """With no close match the message lists the variables the store reads."""
+    with pytest.raises(ConfigurationError) as caught:
+        get_session_store({"VALERIE_SESSION_HOST": "x"})
+    assert f"it reads {STORE}, {URL}, {TTL}, {PREFIX}. Rename or unset it" in str(caught.value)
+
+
+def test_a_setting_that_is_not_text_names_its_type() -> None:
+    """A store type or prefix given as another type says which type it got."""
+    with pytest.raises(ConfigurationError, match=r"^store must be a str, got int$"):
+        SessionStoreSettings(store=5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match=r"^prefix must be a str, got bytes$"):
+        SessionStoreSettings(store="redis", prefix=b"app:")  # type: ignore[arg-type]
+
+
+def test_an_option_only_redis_py_can_check_names_the_variable() -> None:
+    """An option that passes our checks but not redis-py's names where it came from."""
+    url = "rediss://h:6379/0?ssl_include_verify_flags=NOPE"
+    with pytest.raises(ConfigurationError, match=f"^{URL}=.* redis-py cannot read"):
+        get_session_store({STORE: "redis", URL: url})
+    with pytest.raises(ConfigurationError, match=r"^redis_url=.* redis-py cannot read"):
+        SessionStoreSettings(store="redis", redis_url=url)
+
+
 def test_other_variables_are_left_alone() -> None:
     """Names that are not near the store's own are none of its business."""
     environ = {
@@ -274,6 +308,22 @@ def test_a_value_with_whitespace_around_it_is_refused_not_trimmed(
     if variable == TTL:
         with pytest.raises(ConfigurationError, match="whitespace around it"):
             get_default_ttl({TTL: value})
+
+
+@pytest.mark.parametrize("shape", ["{} ", " {}", "{}\n"])
+def test_a_url_with_whitespace_around_it_is_refused_masked(shape: str) -> None:
+    """The whitespace error shows the URL as every message does: masked."""
+    url = shape.format("redis://app:hunter2@cache:6379/0?password=Zq8K")
+    for make in (
+        lambda: get_session_store({STORE: "redis", URL: url}),
+        lambda: SessionStoreSettings(store="redis", redis_url=url),
+    ):
+        with pytest.raises(ConfigurationError, match="whitespace around it") as caught:
+            make()
+        message = str(caught.value)
+        assert "'redis://***@cache:6379/0?password=***'" in message
+        assert "hunter2" not in message
+        assert "Zq8K" not in message
 
 
 @pytest.mark.parametrize("variable", [STORE, URL, TTL, PREFIX])
@@ -406,7 +456,10 @@ def test_settings_never_show_the_password() -> None:
     assert "s3cr3t" not in repr(settings)
     assert "user" not in repr(settings)
     assert settings.redis_url == "redis://***@host:6379/0?password=***"
-    assert "redis_url='redis://***@host:6379/0?password=***'" in repr(settings)
+    assert repr(settings) == (
+        "SessionStoreSettings(store='redis', redis_url='redis://***@host:6379/0?password=***', "
+        "ttl=3600, prefix='valerie:session:')"
+    )
 
 
 def test_settings_are_immutable_and_hashable() -> None:
@@ -545,7 +598,12 @@ def test_urls_are_checked_without_redis_py() -> None:
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=python_env(),
     )
     assert result.returncode == 0, result.stderr + result.stdout
     assert result.stdout.strip() == "checked"

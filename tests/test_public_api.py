@@ -35,6 +35,7 @@ from valerie.infrastructure import (
     get_default_ttl,
     get_session_store,
 )
+from valerie.infrastructure.session_store.versions import version_of
 
 CONTRACT = [
     "SessionStore",
@@ -144,6 +145,51 @@ async def test_batches_default_to_loops_over_the_four_primitives() -> None:
     assert await store.load_many(["a", "b", "c"]) == {"a": {"n": 1}, "b": {"n": 2}, "c": None}
     await store.delete_many(["a"])
     assert store.data == {"b": b'{"n":2}'}
+
+
+class VersionedPrimitives(FourPrimitives):
+    """The four, plus the two compare-and-set primitives: enough for update and versions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ttls: dict[str, int] = {}
+
+    async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
+        self.data[session_id] = data
+        self.ttls[session_id] = ttl_seconds
+
+    async def _write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
+        if version_of(self.data.get(session_id)) != version:
+            return False
+        await self._write(session_id, data, ttl_seconds)
+        return True
+
+    async def _remove_if(self, session_id: str, version: str) -> bool:
+        if version_of(self.data.get(session_id)) != version:
+            return False
+        self.data.pop(session_id, None)
+        return True
+
+
+async def test_update_on_a_backend_with_the_compare_and_set_primitives() -> None:
+    """update works on any backend with _write_if and _remove_if: it writes the id, state and
+    TTL given, runs fn again on what another writer stored meanwhile, and deletes on None."""
+    store = VersionedPrimitives()
+    assert await store.update("a", lambda state: {"n": 1}, ttl=60) == {"n": 1}
+    assert (store.data, store.ttls) == ({"a": b'{"n":1}'}, {"a": 60})
+    seen: list[Any] = []
+
+    def add_one(state: Any) -> Any:
+        seen.append(state)
+        if len(seen) == 1:
+            store.data["a"] = b'{"n":10}'  # another writer, between the read and the write
+        return {"n": state["n"] + 1}
+
+    assert await store.update("a", add_one, ttl=30) == {"n": 11}
+    assert seen == [{"n": 1}, {"n": 10}]
+    assert (store.data, store.ttls) == ({"a": b'{"n":11}'}, {"a": 30})
+    assert await store.update("a", lambda state: None) is None
+    assert store.data == {}
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+from tests.conftest import python_env
 from tests.redis_server import RedisServer, free_port
 from valerie.infrastructure import (
     BackendUnavailableError,
@@ -152,7 +153,12 @@ except infra.MissingDependencyError as error:
     print(error)
 """
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=python_env(),
     )
     assert "pip install 'valerie[redis]'" in result.stdout
     assert issubclass(MissingDependencyError, ImportError)
