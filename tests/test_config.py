@@ -537,12 +537,46 @@ def test_multi_host_urls_are_parsed(
 
 
 @pytest.mark.parametrize(
+    ("userinfo", "username", "password"),
+    [
+        ("", None, None),
+        ("app@", "app", None),
+        (":p%3Aw@", None, "p:w"),
+        ("app:p:w@", "app", "p:w"),
+        ("a%40p:p%40w@", "a@p", "p@w"),
+        ("app:@", "app", ""),
+    ],
+)
+@pytest.mark.parametrize("form", ["redis+sentinel://{}h1:26379/m", "redis+cluster://{}h1:7000"])
+def test_multi_host_urls_give_their_credentials(
+    form: str, userinfo: str, username: str | None, password: str | None
+) -> None:
+    """The user info of a Sentinel or Cluster URL is the data nodes' user and password,
+    percent-decoded, split at the first ':'."""
+    target = parse_redis_url(form.format(userinfo))
+    assert (target.username, target.password) == (username, password)
+
+
+@pytest.mark.parametrize("flag", ["true", "FALSE", "Yes", "no", "1", "0"])
+def test_every_flag_spelling_is_accepted(flag: str) -> None:
+    """A yes/no option takes true, false, yes, no, 1 or 0, in any case."""
+    target = parse_redis_url(f"redis://h1:6379/0?socket_keepalive={flag}")
+    assert dict(target.query) == {"socket_keepalive": flag}
+
+
+@pytest.mark.parametrize(
     ("url", "match"),
     [
         ("redis+sentinel://h1:26379", "names no master"),
         ("redis+sentinel://h1/master", "not host:port"),
         ("redis+sentinel://h1:26379/master#fragment", "'#'"),
         ("redis+cluster://h1:7000/3", "database 0 only"),
+        ("redis+cluster://h1:7000/0/0", "database '0/0', which is not a number"),
+        ("redis+sentinel://h1:26379/master/0/0", "names no master"),
+        ("redis+sentinel://h1:26379/master/0x", "database '0x', which is not a number"),
+        ("redis+cluster://[zz::1]:7000", "not a host name"),
+        ("redis://h1:6379/0?socket_timeout=0", "socket_timeout"),
+        ("redis://h1:6379/0?socket_keepalive=on", "socket_keepalive"),
         ("redis+cluster://h1:7000/?password=s3cr3t", "user info"),
         ("redis+cluster://h1:7000/?nonsense=1", "unknown option 'nonsense'"),
         ("redis://h1:6379/0?nonsense=1", "unknown option 'nonsense'"),

@@ -343,6 +343,31 @@ def test_a_url_that_cannot_be_split_safely_is_refused_without_showing_it(
 
 
 @pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "redis://h:6379/0?socket_timeout=2&client_name=a",
+            "redis://h:6379/0?socket_timeout=2&client_name=a",
+        ),
+        ("redis://h:6379/0?nonsense=1&password=x", "redis://h:6379/0?nonsense=1&password=***"),
+        ("redis://h:6379/0?password=a=b&db=1", "redis://h:6379/0?password=***&db=1"),
+        (
+            "redis://h:6379/0?password=a&b&socket_timeout=2",
+            "redis://h:6379/0?password=***&***&socket_timeout=2",
+        ),
+        ("redis://h:6379/0?password=a&&b", "redis://h:6379/0?password=***&&***"),
+        (
+            "redis+cluster://u:p@h:7000/?ssl_password=a",
+            "redis+cluster://***@h:7000/?ssl_password=***",
+        ),
+    ],
+)
+def test_masking_shows_exactly_what_is_not_a_credential(url: str, shown: str) -> None:
+    """Only credentials, and what may be their tail after an unencoded '&', become ***."""
+    assert mask_url(url) == shown
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster?sentinel_password=Zq8K%26Lp4N",

@@ -255,10 +255,10 @@ def parse_redis_url(url: object, name: str = "redis_url") -> RedisTarget:
             f"{shown} has the scheme {parts.scheme!r}, not one of {', '.join(SCHEMES)}; {_EXPECTED}"
         )
     if parts.scheme in STANDALONE_SCHEMES:
-        target = _standalone(url, parts, name, shown)
+        target = _standalone(url, parts, shown)
     else:
-        target = _multi_host(url, parts, name, shown)
-    return replace(target, query=_options(parts, target, name, shown))
+        target = _multi_host(url, parts, shown)
+    return replace(target, query=_options(parts, target, shown))
 
 
 def _refuse_unsplittable(url: str, name: str) -> NoReturn:
@@ -275,7 +275,7 @@ def _refuse_unsplittable(url: str, name: str) -> NoReturn:
     )
 
 
-def _standalone(url: str, parts: _Parts, name: str, shown: str) -> RedisTarget:
+def _standalone(url: str, parts: _Parts, shown: str) -> RedisTarget:
     if parts.scheme == "unix":
         if parts.hosts:
             raise ConfigurationError(
@@ -292,8 +292,8 @@ def _standalone(url: str, parts: _Parts, name: str, shown: str) -> RedisTarget:
                 f"{shown} names several hosts; for Sentinel or Cluster, use redis+sentinel:// "
                 f"or redis+cluster://; {_EXPECTED}"
             )
-        _node(parts.hosts, name, shown, port_required=False)
-        _database(parts.path.removeprefix("/"), name, shown)
+        _node(parts.hosts, shown, port_required=False)
+        _database(parts.path.removeprefix("/"), shown)
     try:
         # redis-py reads the URL with urllib's parser: it must read it as we did.
         split = urlsplit(url)
@@ -307,7 +307,7 @@ def _standalone(url: str, parts: _Parts, name: str, shown: str) -> RedisTarget:
     return RedisTarget("standalone", url, tls=parts.scheme == "rediss")
 
 
-def _node(text: str, name: str, shown: str, *, port_required: bool) -> tuple[str, int]:
+def _node(text: str, shown: str, *, port_required: bool) -> tuple[str, int]:
     """Return (host, port) of a `host[:port]` or `[ipv6][:port]` node (port 6379 if omitted)."""
     match = _NODE.fullmatch(text)
     host = port = None
@@ -342,7 +342,7 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
-def _database(text: str, name: str, shown: str) -> int:
+def _database(text: str, shown: str) -> int:
     if text and not _whole(text):
         raise ConfigurationError(
             f"{shown} names the database {text!r}, which is not a number; {_EXPECTED}"
@@ -350,7 +350,7 @@ def _database(text: str, name: str, shown: str) -> int:
     return int(text or 0)
 
 
-def _multi_host(url: str, parts: _Parts, name: str, shown: str) -> RedisTarget:
+def _multi_host(url: str, parts: _Parts, shown: str) -> RedisTarget:
     """Parse `redis+sentinel://` and `redis+cluster://` URLs, whose host part is a list."""
     username = password = None
     if parts.userinfo is not None:
@@ -359,7 +359,7 @@ def _multi_host(url: str, parts: _Parts, name: str, shown: str) -> RedisTarget:
         password = unquote(secret) if colon else None
     if not parts.hosts:
         raise ConfigurationError(f"{shown} names no host; {_EXPECTED}")
-    nodes = tuple(_node(node, name, shown, port_required=True) for node in parts.hosts.split(","))
+    nodes = tuple(_node(node, shown, port_required=True) for node in parts.hosts.split(","))
     segments = [segment for segment in parts.path.split("/") if segment]
     sentinel = parts.scheme in SENTINEL_SCHEMES
     if sentinel:
@@ -369,9 +369,9 @@ def _multi_host(url: str, parts: _Parts, name: str, shown: str) -> RedisTarget:
                 f"their 'sentinel monitor' line); {_EXPECTED}"
             )
         master_name = unquote(segments[0])
-        db = _database("".join(segments[1:]), name, shown)
+        db = _database("/".join(segments[1:]), shown)
     else:
-        master_name, db = None, _database("".join(segments), name, shown)
+        master_name, db = None, _database("/".join(segments), shown)
         if db != 0:
             raise ConfigurationError(
                 f"{shown} names database {db}; a Redis Cluster has database 0 only"
@@ -388,15 +388,13 @@ def _multi_host(url: str, parts: _Parts, name: str, shown: str) -> RedisTarget:
     )
 
 
-def _options(
-    parts: _Parts, target: RedisTarget, name: str, shown: str
-) -> tuple[tuple[str, str], ...]:
+def _options(parts: _Parts, target: RedisTarget, shown: str) -> tuple[tuple[str, str], ...]:
     """Check the query options and return them, decoded, in order."""
     options: list[tuple[str, str]] = []
     after_secret = None
     for piece in (parts.query or "").split("&"):
         for key, value in parse_qsl(piece, keep_blank_values=True):
-            _check_option(key, value, target, after_secret, name, shown)
+            _check_option(key, value, target, after_secret, shown)
             if key in (option for option, _ in options):
                 raise ConfigurationError(f"{shown} sets {key} twice; keep one")
             options.append((key, value))
@@ -410,7 +408,7 @@ def _options(
 
 
 def _check_option(
-    key: str, value: str, target: RedisTarget, after_secret: str | None, name: str, shown: str
+    key: str, value: str, target: RedisTarget, after_secret: str | None, shown: str
 ) -> None:
     if key in STORE_OWNED_OPTIONS:
         raise ConfigurationError(
