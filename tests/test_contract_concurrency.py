@@ -599,7 +599,7 @@ async def counted(server: Redis, call: Any) -> int:
     return await round_trips(server) - before - 1  # the second INFO is a read too
 
 
-@pytest.mark.parametrize("cache_size", [0, 1024])
+@pytest.mark.parametrize("cache_size", [0, 1, 1024])
 async def test_update_round_trips_with_and_without_the_cache(
     redis_server: RedisServer, cache_size: int
 ) -> None:
@@ -618,6 +618,21 @@ async def test_update_round_trips_with_and_without_the_cache(
         await store.save("s1", {"count": 10})
         assert await counted(server, store.update("s1", increment, attempts=1)) == 2
         assert await store.load("s1") == {"count": 11}
+
+
+async def test_the_update_cache_keeps_the_sessions_updated_last(redis_server: RedisServer) -> None:
+    """update_cache_size=2 remembers the two sessions updated last: updating either again
+    takes one round trip, the one updated before them two."""
+    prefix = f"rt:{uuid.uuid4().hex}:"
+    async with (
+        Redis.from_url(redis_server.url) as server,
+        RedisSessionStore(redis_server.url, prefix, update_cache_size=2) as store,
+    ):
+        for session_id in ("a", "b", "c"):
+            await store.update(session_id, increment)
+        assert await counted(server, store.update("c", increment)) == 1
+        assert await counted(server, store.update("b", increment)) == 1
+        assert await counted(server, store.update("a", increment)) == 2
 
 
 async def test_a_stale_guess_from_another_process_costs_no_attempt(

@@ -11,10 +11,15 @@ import sys
 from datetime import timedelta
 
 import pytest
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from tests.conftest import python_env
+from tests.redis_deployments import create_acl_user
 from tests.redis_server import RedisServer, free_port
 from valerie.infrastructure import (
+    AccessDeniedError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptedSessionError,
@@ -374,6 +379,53 @@ async def test_a_lease_on_an_unreachable_server_is_a_typed_error() -> None:
     async with RedisSessionStore(f"redis://127.0.0.1:{free_port()}", retries=0) as store:
         with pytest.raises(BackendUnavailableError):
             await store.lock("s1", wait=0).acquire()
+
+
+async def test_refused_credentials_and_permissions_say_where_and_what_to_check(
+    redis_server: RedisServer,
+) -> None:
+    """An AccessDeniedError names the server (masked), Redis's own reason, and what to check:
+    the URL's credentials, or the injected client's; the command and the ACL grant needed."""
+    user = create_acl_user(redis_server, prefix="mine:", password="right-horse-battery")
+    wrong = user.url.replace(":right-horse-battery@", ":wrong-horse-battery@")
+    where = f"Redis at redis://***@127.0.0.1:{redis_server.port}/0"
+    async with RedisSessionStore(wrong, prefix="mine:") as store:
+        with pytest.raises(AccessDeniedError) as caught:
+            await store.load("s1")
+    message = str(caught.value)
+    assert message.startswith(f"{where} refused the store's credentials (invalid ")
+    assert message.endswith(
+        "); nothing was retried: check the user name and password in the URL "
+        "(VALERIE_SESSION_REDIS_URL), and that the ACL user exists and is enabled"
+    )
+    client = Redis(
+        port=redis_server.port,
+        username=user.username,
+        password="wrong-horse-battery",
+        retry=Retry(NoBackoff(), 0),  # the client's own retries are not the subject here
+    )
+    async with RedisSessionStore(client=client, prefix="mine:") as store:
+        with pytest.raises(AccessDeniedError) as caught:
+            await store.load("s1")
+    await client.aclose()
+    message = str(caught.value)
+    assert message.startswith(
+        f"Redis at localhost:{redis_server.port} (the client given to the store) refused the "
+        "store's credentials (invalid "
+    )
+    assert message.endswith(
+        "check the user name and password of the client, and that the ACL user exists and is "
+        "enabled"
+    )
+    async with RedisSessionStore(user.url, prefix="theirs:") as store:
+        with pytest.raises(AccessDeniedError) as caught:
+            await store.save("s1", {})
+    message = str(caught.value)
+    assert message.startswith(f"{where} refused SET: the ACL user lacks a permission (this user ")
+    assert message.endswith(
+        "); grant it the commands and the key pattern the store needs (see the README), or "
+        "use a prefix it may write"
+    )
 
 
 def test_update_cache_size_is_checked() -> None:
