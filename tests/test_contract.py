@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import decimal
+import inspect
 import math
 import time
 import uuid
@@ -552,3 +553,82 @@ async def test_a_too_long_id_is_never_quoted(store: EncodedSessionStore, session
         assert "éé" not in message
         assert "512" in message
     assert await store.count() == 0
+
+
+BAD_ARGUMENT_MESSAGES: list[tuple[str, Call, str]] = [
+    (
+        "attempts=0",
+        lambda s: s.update("s1", bump, attempts=0),
+        "attempts must be an int >= 1, got 0; pass e.g. attempts=64 (the default)",
+    ),
+    ("attempts=True", lambda s: s.update("s1", bump, attempts=True), "got True;"),
+    ("attempts=1.5", lambda s: s.update("s1", bump, attempts=1.5), "got 1.5;"),
+    (
+        "attempts=-(2**64-1)",
+        lambda s: s.update("s1", bump, attempts=-(2**64 - 1)),
+        "got -18446744073709551615;",
+    ),
+    (
+        "attempts=-(2**64)",
+        lambda s: s.update("s1", bump, attempts=-(2**64)),
+        "got an int of 65 bits;",
+    ),
+    ("attempts='64'", lambda s: s.update("s1", bump, attempts="64"), "got a str of length 2;"),
+    ("attempts=[64]", lambda s: s.update("s1", bump, attempts=[64]), "got a list;"),
+    ("attempts=None", lambda s: s.update("s1", bump, attempts=None), "got None;"),
+    (
+        "fn=5",
+        lambda s: s.update("s1", 5),
+        "fn must be a function of the current state (sync or async), got 5; "
+        "pass e.g. lambda state: {**(state or {}), 'step': 1}",
+    ),
+    (
+        "states=None",
+        lambda s: s.save_many(None),
+        "states must be a mapping of session id to state, got None; "
+        "pass e.g. {session_id: state, ...}",
+    ),
+    (
+        "if_version=b'...'",
+        lambda s: s.save("s1", {}, if_version=b"secret"),
+        "if_version must be a version from load_versioned() or ABSENT, got a bytes of length "
+        "6; pass (await store.load_versioned(session_id)).version, or None for no condition",
+    ),
+    (
+        "match=5",
+        lambda s: s.iter_ids(match=5),
+        "match must be an fnmatch pattern as a str, or None, got 5; pass e.g. match='user-*'",
+    ),
+    (
+        "timeout=timedelta",
+        lambda s: enter(s.lock("s1", timeout=timedelta(seconds=5))),
+        "timeout must be a positive number of seconds, at most ten years, got "
+        "datetime.timedelta(seconds=5); pass e.g. timeout=10 (the lease expires by itself "
+        "after it)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [(call, message) for _, call, message in BAD_ARGUMENT_MESSAGES],
+    ids=[name for name, _, _ in BAD_ARGUMENT_MESSAGES],
+)
+async def test_a_bad_argument_is_described_by_its_value_or_its_type(
+    store: EncodedSessionStore, call: Call, message: str
+) -> None:
+    """A refused argument's message shows a number as it is (a huge int by its size) and
+    anything else by its type: text and containers may hold an id, a state or a secret."""
+
+    async def refused() -> None:
+        result = call(store)  # iter_ids refuses at the call, the others when awaited
+        if inspect.isawaitable(result):
+            await result
+
+    with pytest.raises(InvalidArgumentError) as caught:
+        await refused()
+    text = str(caught.value)
+    if message.endswith(";"):  # the value's part only
+        assert message in text
+    else:
+        assert text == message

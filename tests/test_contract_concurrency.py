@@ -135,6 +135,27 @@ async def test_update_raises_after_attempts_real_conflicts(
     assert await store.load("s1") == {"meddler": attempts}
 
 
+@pytest.mark.parametrize("attempts", [1, 2, 5])
+async def test_update_succeeds_after_one_conflict_fewer_than_attempts(
+    store: EncodedSessionStore, attempts: int
+) -> None:
+    """`attempts - 1` conflicts are survived: fn runs once more, on what the other writer
+    stored, and that result is written."""
+    runs: list[SessionState | None] = []
+
+    async def meddled_until_the_last(state: SessionState | None) -> SessionState:
+        runs.append(state)
+        if len(runs) < attempts:
+            await store.save("s1", {"meddler": len(runs)})
+        return {**(state or {}), "mine": len(runs)}
+
+    await store.save("s1", {"meddler": 0})
+    result = await store.update("s1", meddled_until_the_last, attempts=attempts)
+    assert result == {"meddler": attempts - 1, "mine": attempts}
+    assert runs == [{"meddler": n} for n in range(attempts)]
+    assert await store.load("s1") == result
+
+
 async def test_200_concurrent_updates_lose_nothing(store: EncodedSessionStore) -> None:
     """200 tasks that await between read and write still end at exactly 200."""
     await asyncio.gather(*(store.update("hot", slow_increment) for _ in range(200)))
@@ -385,10 +406,16 @@ async def test_a_holder_cannot_release_or_extend_its_expired_lease(
     await releaser.acquire()
     await extender.acquire()
     await asyncio.sleep(0.15)
-    with pytest.raises(LockNotOwnedError):
+    expired = (
+        "the session's lock: it expired before this holder was done, so another holder may "
+        "have run meanwhile; use a longer timeout, or extend() it"
+    )
+    with pytest.raises(LockNotOwnedError) as caught:
         await releaser.release()
-    with pytest.raises(LockNotOwnedError):
+    assert str(caught.value) == f"cannot release {expired}"
+    with pytest.raises(LockNotOwnedError) as caught:
         await extender.extend(10)
+    assert str(caught.value) == f"cannot extend {expired}"
     async with store.lock("r", wait=0), store.lock("e", wait=0):
         pass
 
@@ -650,3 +677,27 @@ async def test_a_stale_guess_from_another_process_costs_no_attempt(
         assert await first.update("s1", increment, attempts=1) == {"count": 11}
         await second.delete("s1")
         assert await first.update("s1", increment, attempts=1) == {"count": 1}
+
+
+async def test_after_a_stale_guess_every_conflict_counts(redis_server: RedisServer) -> None:
+    """Only the stale guess is free: conflicts after it use up attempts as usual, so update
+    still gives up after `attempts` of them."""
+    prefix = f"two:{uuid.uuid4().hex}:"
+    async with (
+        RedisSessionStore(redis_server.url, prefix) as first,
+        RedisSessionStore(redis_server.url, prefix) as second,
+    ):
+        await first.update("s1", increment)
+        await second.save("s1", {"count": 10})  # first's remembered copy is now stale
+        runs = 0
+
+        async def meddled(state: SessionState | None) -> SessionState:
+            nonlocal runs
+            runs += 1
+            assert runs <= 3, "update went on after the stale guess and its two attempts"
+            await second.save("s1", {"count": 100 + runs})
+            return increment(state)
+
+        with pytest.raises(VersionConflictError):
+            await first.update("s1", meddled, attempts=2)
+        assert runs == 3  # the stale guess, then two real conflicts

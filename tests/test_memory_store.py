@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from valerie.infrastructure import ConfigurationError, InMemorySessionStore, LockNotOwnedError
+from valerie.infrastructure import (
+    ConfigurationError,
+    InMemorySessionStore,
+    LockNotOwnedError,
+    SessionLockedError,
+)
 
 
 class FakeClock:
@@ -259,6 +264,30 @@ async def test_evicted_sessions_leave_no_bookkeeping(clock: FakeClock) -> None:
         assert not await store.exists("next")
     assert store._expiry.buckets == {}
     assert store._expiry.heap == []
+
+
+async def test_clear_does_not_count_a_session_expiring_this_very_instant(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """clear() counts live sessions; one whose deadline is now is expired, as for load."""
+    await store.save("live", {}, ttl=20)
+    await store.save("due", {}, ttl=10)
+    clock.advance(10)
+    assert await store.clear() == 1
+
+
+async def test_an_extended_lease_lasts_exactly_its_new_duration(
+    store: InMemorySessionStore, clock: FakeClock
+) -> None:
+    """extend(10) holds the lease until 10 s from now, to the clock: not a moment less."""
+    holder = store.lock("s1", timeout=1)
+    await holder.acquire()
+    await holder.extend(10)
+    clock.advance(9.999)
+    with pytest.raises(SessionLockedError):
+        await store.lock("s1", wait=0).acquire()
+    clock.advance(0.001)
+    await store.lock("s1", wait=0).acquire()
 
 
 async def test_expired_leases_nobody_released_are_dropped(
