@@ -19,7 +19,9 @@ from tests.conftest import python_env
 from tests.redis_deployments import create_acl_user
 from tests.redis_server import RedisServer, free_port
 from valerie.infrastructure import (
+    ABSENT,
     AccessDeniedError,
+    BackendError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptedSessionError,
@@ -425,6 +427,47 @@ async def test_refused_credentials_and_permissions_say_where_and_what_to_check(
     assert message.endswith(
         "); grant it the commands and the key pattern the store needs (see the README), or "
         "use a prefix it may write"
+    )
+
+
+async def test_an_unreachable_server_is_named_with_the_cause_and_what_to_check() -> None:
+    """BackendUnavailableError names the server (masked), the error, the attempts made and
+    what to check; a call sent once says so instead."""
+    port = free_port()
+    async with RedisSessionStore(f"redis://:hunter2@127.0.0.1:{port}", retries=0) as store:
+        with pytest.raises(BackendUnavailableError) as caught:
+            await store.load("s1")
+        message = str(caught.value)
+        assert message.startswith(
+            f"Redis at redis://***@127.0.0.1:{port} is unavailable (ConnectionError: "
+        )
+        assert message.endswith(
+            ") after 1 attempt(s) of at most 1s; check that the server is running and "
+            "reachable, and the URL (VALERIE_SESSION_REDIS_URL)"
+        )
+        with pytest.raises(BackendUnavailableError) as caught:
+            await store.save("s1", {}, if_version=ABSENT)
+        message = str(caught.value)
+        assert message.startswith(
+            f"Redis at redis://***@127.0.0.1:{port} did not answer EVAL (ConnectionError: "
+        )
+        assert message.endswith(
+            "); it was sent once, not retried (it must not run twice), so it may or may not "
+            "have been applied; check that the server is running and reachable, and the URL "
+            "(VALERIE_SESSION_REDIS_URL)"
+        )
+
+
+async def test_a_command_redis_refuses_is_a_backend_error_naming_it() -> None:
+    """Out of memory under noeviction: BackendError naming the server, the command and
+    Redis's reason; not a corrupted session, not an outage."""
+    with RedisServer(None, "--maxmemory", "1mb", "--maxmemory-policy", "noeviction") as full:
+        async with RedisSessionStore(full.url, prefix="oom:") as store:
+            with pytest.raises(BackendError) as caught:
+                await store.save("big", {"text": "x" * 2_000_000})
+    assert type(caught.value) is BackendError
+    assert str(caught.value) == (
+        f"Redis at {full.url} refused SET: command not allowed when used memory > 'maxmemory'."
     )
 
 
