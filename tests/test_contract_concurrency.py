@@ -156,6 +156,28 @@ async def test_update_succeeds_after_one_conflict_fewer_than_attempts(
     assert await store.load("s1") == result
 
 
+async def test_a_concurrent_write_of_the_same_state_is_no_conflict(
+    store: EncodedSessionStore,
+) -> None:
+    """Compare-and-set compares what is stored, not who wrote it: another writer saving the
+    very same state between update's read and its write does not use up an attempt."""
+    runs = 0
+
+    async def resaved(state: SessionState | None) -> SessionState:
+        nonlocal runs
+        runs += 1
+        await store.save("s1", {"n": 1})  # the same bytes as stored, written anew
+        return {"n": 2}
+
+    await store.save("s1", {"n": 1})
+    assert await store.update("s1", resaved, attempts=1) == {"n": 2}
+    assert runs == 1
+    _, version = await store.load_versioned("s1")
+    await store.save("s1", {"n": 2})  # the same bytes again: the version still holds
+    await store.save("s1", {"n": 3}, if_version=version)
+    assert await store.load("s1") == {"n": 3}
+
+
 async def test_200_concurrent_updates_lose_nothing(store: EncodedSessionStore) -> None:
     """200 tasks that await between read and write still end at exactly 200."""
     await asyncio.gather(*(store.update("hot", slow_increment) for _ in range(200)))
