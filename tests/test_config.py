@@ -557,6 +557,38 @@ def test_multi_host_urls_give_their_credentials(
     assert (target.username, target.password) == (username, password)
 
 
+@pytest.mark.parametrize(
+    ("url", "start"),
+    [
+        (
+            "redis+cluster://u:pw@h1:notaport",
+            "redis_url='redis+cluster://***@h1:***' has the node 'h1:***', whose port is not",
+        ),
+        (
+            "redis+sentinel://h1:26379/m/x1",
+            "redis_url='redis+sentinel://h1:26379/m/x1' names the database 'x1', which is not",
+        ),
+        (
+            "redis+cluster://h1:7000/x",
+            "redis_url='redis+cluster://h1:7000/x' names the database 'x', which is not",
+        ),
+        ("redis+sentinel:///m", "redis_url='redis+sentinel:///m' names no host; expected"),
+        (
+            "redis://app:pa/ss@h:6379/0",
+            "redis_url cannot be split safely into user info, host and the rest, so none of "
+            "it is shown ('redis://***'): ",
+        ),
+        ("app:pa/ss@h:6379/0", "redis_url is not a URL (not shown, as it may hold a password)"),
+    ],
+)
+def test_a_refused_url_is_shown_masked_at_the_start_of_its_message(url: str, start: str) -> None:
+    """The message starts with the setting and the URL as it may be shown (masked, or only its
+    scheme when it cannot be split safely, or nothing when it has none), then the problem."""
+    with pytest.raises(ConfigurationError) as caught:
+        parse_redis_url(url)
+    assert str(caught.value).startswith(start)
+
+
 @pytest.mark.parametrize("flag", ["true", "FALSE", "Yes", "no", "1", "0"])
 def test_every_flag_spelling_is_accepted(flag: str) -> None:
     """A yes/no option takes true, false, yes, no, 1 or 0, in any case."""

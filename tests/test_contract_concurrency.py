@@ -242,7 +242,7 @@ async def test_first_writer_wins_and_the_second_gets_a_conflict(
     second = await store.load_versioned("s1")
     assert first.version == second.version != ABSENT
     await store.save("s1", {"turn": 1, "by": "first"}, if_version=first.version)
-    with pytest.raises(VersionConflictError, match="^the session changed since its version "):
+    with pytest.raises(VersionConflictError, match=r"^the session changed since its version "):
         await store.save("s1", {"turn": 1, "by": "second"}, if_version=second.version)
     assert await store.load("s1") == {"turn": 1, "by": "first"}
     assert (await store.load_versioned("s1")).version != first.version

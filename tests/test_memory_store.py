@@ -361,9 +361,15 @@ async def test_an_expired_lease_is_not_its_holders_any_more(
     clock.advance(9.999)
     await lease.extend(10)  # still held: renewed to 10 s from now
     clock.advance(10)
-    with pytest.raises(LockNotOwnedError):
+    expired = (
+        "the session's lock: it expired before this holder was done, so another holder may "
+        "have run meanwhile; use a longer timeout, or extend() it"
+    )
+    with pytest.raises(LockNotOwnedError) as caught:
         await lease.release()
-    with pytest.raises(LockNotOwnedError):
+    assert str(caught.value) == f"cannot release {expired}"
+    with pytest.raises(LockNotOwnedError) as caught:
         await lease.extend()
+    assert str(caught.value) == f"cannot extend {expired}"
     async with store.lock("s1", wait=0):
         pass
