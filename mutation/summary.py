@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -114,8 +115,7 @@ def _only_wording(original: ast.AST, mutant: ast.AST, builder: bool) -> bool:
 
 
 def _reworded(old: str, new: str) -> bool:
-    """Whether `new` is `old` (or a part of it: adjacent literals are one) in another case, or
-    with `XX` around it."""
+    """Whether `new` is `old` in another case, or with `XX` around (a part of) it."""
     return new.lower() == old.lower() or (
         new.count("XX") == old.count("XX") + 2 and new.replace("XX", "") == old.replace("XX", "")
     )
@@ -130,7 +130,7 @@ def _explanations() -> list[tuple[str, str]]:
     return patterns
 
 
-def _reason(name: str, functions: dict[str, ast.AST], patterns: list[tuple[str, str]]) -> str:
+def _reason(name: str, functions: Mapping[str, ast.AST], patterns: list[tuple[str, str]]) -> str:
     short = name.removeprefix(PACKAGE)
     mangled = name.rpartition(".")[2]
     function = mangled.partition("__mutmut_")[0]
