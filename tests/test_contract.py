@@ -583,9 +583,9 @@ BAD_ARGUMENT_MESSAGES: list[tuple[str, Call, str]] = [
         "pass e.g. lambda state: {**(state or {}), 'step': 1}",
     ),
     (
-        "states=None",
-        lambda s: s.save_many(None),
-        "states must be a mapping of session id to state, got None; "
+        "states=[...]",
+        lambda s: s.save_many([("s1", {})]),
+        "states must be a mapping of session id to state, got a list; "
         "pass e.g. {session_id: state, ...}",
     ),
     (
