@@ -441,6 +441,7 @@ async def test_an_unreachable_server_is_named_with_the_cause_and_what_to_check()
         assert message.startswith(
             f"Redis at redis://***@127.0.0.1:{port} is unavailable (ConnectionError: "
         )
+        assert f"connecting to 127.0.0.1:{port}" in message  # redis-py's own account
         assert message.endswith(
             ") after 1 attempt(s) of at most 1s; check that the server is running and "
             "reachable, and the URL (VALERIE_SESSION_REDIS_URL)"
