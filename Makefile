@@ -44,7 +44,7 @@ $(BIN)/.installed-mutation: $(BIN)/.installed
 	touch $@
 
 # The modules mutated and the tests run are listed in pyproject.toml, [tool.mutmut].
-mutation: $(BIN)/.installed-mutation  ## Mutation testing of the modules that hold the promises (~N min); not part of `make test`.
+mutation: $(BIN)/.installed-mutation  ## Mutation testing of the modules that hold the promises (~15 min on 2 cores); not part of `make test`.
 	rm -rf mutants
 	start=$$(date +%s); $(BIN)/mutmut run > mutants.log 2>&1 || { tail -50 mutants.log; exit 1; }; \
 	  $(BIN)/python mutation/summary.py --seconds $$(( $$(date +%s) - start )) | tee mutation/results-$$(date -u +%F).txt
