@@ -27,7 +27,7 @@ from valerie.infrastructure import (
     get_default_ttl,
     get_session_store,
 )
-from valerie.infrastructure.session_store.urls import mask_url, parse_redis_url
+from valerie.infrastructure.session_store.backends.redis.urls import mask_url, parse_redis_url
 
 STORE = "VALERIE_SESSION_STORE"
 URL = "VALERIE_SESSION_REDIS_URL"

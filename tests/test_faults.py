@@ -29,7 +29,7 @@ from tests.redis_deployments import (
 )
 from tests.redis_server import RedisServer, free_port
 from valerie.infrastructure import BackendUnavailableError, RedisSessionStore, SessionStoreError
-from valerie.infrastructure.session_store.redis import (
+from valerie.infrastructure.session_store.backends.redis.store import (
     _ACQUIRE_LOCK,
     _EXTEND_LOCK,
     _RELEASE_LOCK,

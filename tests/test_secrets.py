@@ -44,7 +44,7 @@ from valerie.infrastructure import (
     SessionStoreSettings,
     get_session_store,
 )
-from valerie.infrastructure.session_store.urls import mask_url
+from valerie.infrastructure.session_store.backends.redis.urls import mask_url
 
 
 def _held_port() -> socket.socket:

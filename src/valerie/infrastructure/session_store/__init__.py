@@ -5,6 +5,8 @@ configure; every store has the same async methods (`save`, `load`, `delete`, `ex
 raises the same errors, all subclasses of `SessionStoreError`.
 """
 
+from .backends.memory import InMemorySessionStore
+from .backends.redis import RedisSessionStore
 from .base import EncodedSessionStore, SessionStore
 from .codec import MAX_DEPTH, SessionState, StateCodec
 from .config import SessionStoreSettings, get_default_ttl, get_session_store
@@ -26,8 +28,6 @@ from .errors import (
     VersionConflictError,
 )
 from .lease import Lease
-from .memory import InMemorySessionStore
-from .redis import RedisSessionStore
 from .validation import TTL
 from .versions import ABSENT, VersionedState
 

@@ -13,11 +13,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .backends.memory import InMemorySessionStore
+from .backends.redis import DEFAULT_PREFIX, DEFAULT_REDIS_URL, RedisSessionStore
+from .backends.redis.urls import RedisTarget, mask_url, parse_redis_url
 from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
 from .errors import ConfigurationError, InvalidTTLError
-from .memory import InMemorySessionStore
-from .redis import DEFAULT_PREFIX, DEFAULT_REDIS_URL, RedisSessionStore
-from .urls import RedisTarget, mask_url, parse_redis_url
 from .validation import MAX_TTL_SECONDS, TTL, check_prefix, ttl_seconds
 
 STORE_VAR = "VALERIE_SESSION_STORE"
@@ -230,7 +230,7 @@ def check_redis_url(url: object, name: str = "redis_url") -> RedisTarget:
     """
     target = parse_redis_url(url, name)
     try:
-        from .redis_topology import connection_options
+        from .backends.redis.topology import connection_options
     except ModuleNotFoundError as missing:
         if (missing.name or "").partition(".")[0] != "redis":
             raise

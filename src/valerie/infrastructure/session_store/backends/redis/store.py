@@ -12,8 +12,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, cast
 
-from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
-from .errors import (
+from ...base import DEFAULT_TTL_SECONDS, EncodedSessionStore
+from ...errors import (
     AccessDeniedError,
     BackendError,
     BackendUnavailableError,
@@ -22,14 +22,14 @@ from .errors import (
     MissingDependencyError,
     ReplicationError,
 )
+from ...validation import TTL, check_prefix
 from .urls import RedisTarget, mask_url, parse_redis_url
-from .validation import TTL, check_prefix
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
 
-    from .redis_topology import RedisClient
+    from .topology import RedisClient
 
 DEFAULT_REDIS_URL = "redis://localhost:6379"
 DEFAULT_PREFIX = "valerie:session:"
@@ -175,7 +175,7 @@ class RedisSessionStore(EncodedSessionStore):
         replica_timeout: float | None = None,
     ) -> None:
         _require_redis()
-        from . import redis_topology
+        from . import topology as redis_topology
 
         super().__init__(default_ttl)
         self._target: RedisTarget | None = None
@@ -234,7 +234,7 @@ class RedisSessionStore(EncodedSessionStore):
 
     def __repr__(self) -> str:
         if self._injected is not None:
-            from .redis_topology import client_address
+            from .topology import client_address
 
             where = f"client=<{type(self._injected).__name__} {client_address(self._injected)}>"
         else:
@@ -262,12 +262,12 @@ class RedisSessionStore(EncodedSessionStore):
             return
         connections.retired = True
         if not connections.calls:
-            from .redis_topology import close_client
+            from .topology import close_client
 
             await close_client(connections.client)
 
     async def _ping(self) -> dict[str, Any]:
-        from .redis_topology import describe
+        from .topology import describe
 
         await self._execute("PING")
         return describe(self._connection())
@@ -457,7 +457,7 @@ class RedisSessionStore(EncodedSessionStore):
             # from a new loop (a new asyncio.run) starts afresh instead of failing.
             client = self._injected
             if client is None:
-                from .redis_topology import build_client
+                from .topology import build_client
 
                 assert self._target is not None
                 client = build_client(
@@ -502,7 +502,7 @@ class RedisSessionStore(EncodedSessionStore):
         return connections.retired and not connections.calls
 
     async def _close_retired(self, connections: _Connections) -> None:
-        from .redis_topology import close_client
+        from .topology import close_client
 
         await close_client(connections.client)
 
@@ -562,7 +562,7 @@ class RedisSessionStore(EncodedSessionStore):
         wait: tuple[Any, ...] | None,
         once: bool,
     ) -> tuple[list[Any], int | Exception | None]:
-        from .redis_topology import round_trips
+        from .topology import round_trips
 
         pool = client.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]
@@ -620,7 +620,7 @@ class RedisSessionStore(EncodedSessionStore):
         """
         from redis.exceptions import ClusterError, ConnectionError, MovedError, TimeoutError
 
-        from .redis_topology import forget_slots, learn_moved
+        from .topology import forget_slots, learn_moved
 
         replies: list[Any] = [None] * len(commands)
         pending = list(range(len(commands)))
@@ -714,7 +714,7 @@ class RedisSessionStore(EncodedSessionStore):
 
     def _where(self) -> str:
         if self._injected is not None:
-            from .redis_topology import client_address
+            from .topology import client_address
 
             return f"Redis at {client_address(self._injected)} (the client given to the store)"
         return f"Redis at {mask_url(self._url())}"
@@ -734,7 +734,7 @@ class RedisSessionStore(EncodedSessionStore):
             TimeoutError,
         )
 
-        from .redis_topology import access_denial, missing_master
+        from .topology import access_denial, missing_master
 
         cause = access_denial(error)
         if cause is not None:
@@ -783,7 +783,7 @@ class RedisSessionStore(EncodedSessionStore):
         return error
 
     def _denied_message(self, cause: str, error: Exception, command: str) -> str:
-        from .redis_topology import denial_detail, missing_master
+        from .topology import denial_detail, missing_master
 
         detail = _shorten(denial_detail(error))
         detail = f" ({detail})" if detail else ""
@@ -836,7 +836,7 @@ async def _on_node(
     node: Any, commands: list[tuple[Any, ...]], wait: tuple[Any, ...] | None, wait_timeout: float
 ) -> tuple[list[Any], int | Exception | None]:
     """Send `commands` (then `wait`) on one connection of a cluster node; see `round_trips`."""
-    from .redis_topology import drop_if_stale, round_trips
+    from .topology import drop_if_stale, round_trips
 
     connection = node.acquire_connection()
     try:

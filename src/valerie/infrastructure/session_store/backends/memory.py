@@ -10,10 +10,10 @@ from heapq import heappop, heappush
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
-from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
-from .errors import ConfigurationError
-from .validation import TTL, describe
-from .versions import version_of
+from ..base import DEFAULT_TTL_SECONDS, EncodedSessionStore
+from ..errors import ConfigurationError
+from ..validation import TTL, describe
+from ..versions import version_of
 
 _SWEEP_BUDGET = 8
 """Expired sessions (or leases) released per call at most, so no call pays for a backlog."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import NoReturn
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
-from .errors import ConfigurationError
+from ...errors import ConfigurationError
 
 STANDALONE_SCHEMES = ("redis", "rediss", "unix")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -217,7 +217,7 @@ def parse_redis_url(url: object, name: str = "redis_url") -> RedisTarget:
 
     Checked: the form of the URL and of each host, port, database and master name, and the
     query options (known names, values of the right type, options that suit the topology and
-    the scheme). What only redis-py knows is checked by `redis_topology.connection_options`.
+    the scheme). What only redis-py knows is checked by `topology.connection_options`.
 
     Raises:
         ConfigurationError: The URL is not one this store connects to; the message names

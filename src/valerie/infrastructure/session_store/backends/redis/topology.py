@@ -38,7 +38,7 @@ from redis.exceptions import (
     TimeoutError,
 )
 
-from .errors import ConfigurationError
+from ...errors import ConfigurationError
 from .urls import RedisTarget, mask_url
 
 T = TypeVar("T")

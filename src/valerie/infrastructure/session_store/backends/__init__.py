@@ -1,0 +1,1 @@
+"""The storage backends: each keeps encoded sessions (bytes) and nothing else."""

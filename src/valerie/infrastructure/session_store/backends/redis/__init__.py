@@ -1,0 +1,8 @@
+"""The Redis backend: standalone, Sentinel or Cluster, over redis-py's asyncio client.
+
+Importing this package does not import `redis`; the client is built on first use.
+"""
+
+from .store import DEFAULT_PREFIX, DEFAULT_REDIS_URL, LOCK_SUFFIX, RedisSessionStore
+
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_REDIS_URL", "LOCK_SUFFIX", "RedisSessionStore"]
