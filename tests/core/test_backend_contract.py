@@ -150,3 +150,13 @@ def test_a_store_refuses_what_is_not_a_backend() -> None:
     with pytest.raises(ConfigurationError, match="subclass"):
         EncodedSessionStore(object())  # type: ignore[arg-type]
     assert issubclass(Leases, Backend)
+
+
+def test_the_wheel_ships_the_mit_license() -> None:
+    """pyproject puts LICENSE in the wheel (dist-info/licenses), and it is the MIT text."""
+    import tomllib
+
+    root = Path(__file__).parent.parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert (project["license"], project["license-files"]) == ("MIT", ["LICENSE"])
+    assert (root / "LICENSE").read_text().startswith("MIT License\n")
