@@ -9,13 +9,16 @@ from typing import Any
 import pytest
 
 from tests.core.conftest import MakeStore
+from tests.redis_server import RedisServer
 from valerie.infrastructure import (
     DELETE,
+    ConnectionWaitEvent,
     InvalidSessionIdError,
     LockNotOwnedError,
     Observer,
     OperationEvent,
     Outcome,
+    RedisSessionStore,
     SessionLockedError,
     VersionConflictError,
 )
@@ -201,3 +204,44 @@ async def test_without_observers_the_backend_has_no_wait_hook(make_store: MakeSt
     """No observer: nothing is measured, not even the pool's waits."""
     assert make_store().backend.connection_wait_hook is None
     assert make_store(observers=[Recorder()]).backend.connection_wait_hook is not None
+
+
+BUSY_SCRIPT = """
+local start = redis.call('TIME')
+while true do
+    local now = redis.call('TIME')
+    if (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 300000 then return 1 end
+end
+"""
+
+
+async def test_redis_reports_waits_for_a_pooled_connection(redis_server: RedisServer) -> None:
+    """With every connection busy, a call's wait for one is reported, with how long it took."""
+    from redis.asyncio import Redis
+
+    class Waits(Observer):
+        def __init__(self) -> None:
+            self.events: list[ConnectionWaitEvent] = []
+
+        def on_connection_wait(self, event: ConnectionWaitEvent) -> None:
+            self.events.append(event)
+
+    waits = Waits()
+    other = Redis.from_url(redis_server.url)
+    async with RedisSessionStore(
+        redis_server.url, prefix="waits:", max_connections=1, timeout=2, observers=[waits]
+    ) as store:
+        await store.save("s", {"n": 1})
+        assert waits.events == []  # a free connection is no wait
+        busy = asyncio.ensure_future(other.eval(BUSY_SCRIPT, 0))
+        await asyncio.sleep(0.05)
+        first = asyncio.create_task(store.load("s"))  # takes the only connection, waits on Redis
+        await asyncio.sleep(0.01)
+        assert await store.load("s") == {"n": 1}  # waits for the connection
+        await first
+        await busy
+    await other.aclose()
+    assert len(waits.events) == 1
+    event = waits.events[0]
+    assert (event.backend, event.timed_out) == ("redis", False)
+    assert 0.1 < event.duration < 2
