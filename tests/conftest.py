@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
 
 import tests.support.properties  # noqa: F401  (registers the `mutation` Hypothesis profile)
 from tests.support.backends import backend_params, open_store, skip_unless_every_deployment
 from tests.support.cluster import ClusterDeployment
-from tests.support.redis_server import INSTALL_HINT, RedisServer, RedisServerMissing
+from tests.support.redis_server import (
+    INSTALL_HINT,
+    RedisServer,
+    RedisServerMissing,
+    refuse_new_servers,
+)
 from tests.support.sentinel import SentinelDeployment
 from tests.support.tls import TlsRedisServer
 from valerie.infrastructure import EncodedSessionStore, RedisSessionStore
@@ -48,6 +53,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.redis)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """While a test without the `redis` marker runs, refuse to start a redis-server: such a
+    test fails, saying to add the marker, instead of failing only where there is no Redis."""
+    if item.get_closest_marker("redis") is None:
+        refuse_new_servers(
+            f"{item.nodeid} starts a redis-server but has no `redis` marker; add "
+            "@pytest.mark.redis (or use a fixture of REDIS_FIXTURES in tests/conftest.py), "
+            "so that `pytest -m 'not redis'` leaves it out"
+        )
+    try:
+        return (yield)
+    finally:
+        refuse_new_servers(None)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

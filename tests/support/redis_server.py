@@ -48,6 +48,23 @@ class RedisServerMissing(RuntimeError):
     """`redis-server` is not installed."""
 
 
+class UnmarkedRedisTest(RuntimeError):
+    """A test without the `redis` marker tried to start a `redis-server`."""
+
+
+_refusal: str | None = None
+
+
+def refuse_new_servers(reason: str | None) -> None:
+    """Make every new `RedisServer` raise `UnmarkedRedisTest(reason)`, or (None) allow them again.
+
+    The test suite refuses servers while a test without the `redis` marker runs, so that a test
+    that needs `redis-server` cannot forget the marker that `pytest -m "not redis"` relies on.
+    """
+    global _refusal
+    _refusal = reason
+
+
 def free_port() -> int:
     """Return a loopback TCP port that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -74,7 +91,13 @@ class RedisServer:
             config_file: A config file to load first, for what the command line cannot say
                 (a Sentinel's `sentinel monitor ...` lines). Sentinel rewrites its file, so it
                 should live in this server's `directory` or another private one.
+
+        Raises:
+            UnmarkedRedisTest: Made by a test that lacks the `redis` marker.
+            RedisServerMissing: `redis-server` is not on PATH.
         """
+        if _refusal is not None:
+            raise UnmarkedRedisTest(_refusal)
         executable = shutil.which("redis-server")
         if executable is None:
             raise RedisServerMissing(INSTALL_HINT)
