@@ -2,7 +2,8 @@
 repeats from SCAN, injected clients, a close() under load, a missing Sentinel master.
 
 Faults that need a misbehaving server (one that takes a command and never answers, or whose
-SCAN repeats keys) are made by `Proxy`, a real TCP proxy in front of a real redis-server.
+SCAN repeats keys) are made by `LoopProxy` (`tests.support.loop_proxy`), a real TCP proxy in
+front of a real redis-server.
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import socket
 import subprocess
 import sys
 import time
 import tracemalloc
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,9 @@ from redis.backoff import NoBackoff
 
 from tests.support.acl import create_acl_user
 from tests.support.cluster import ClusterDeployment
+from tests.support.loop_proxy import LoopProxy
 from tests.support.redis_server import RedisServer
-from tests.support.resp import call, call_server
+from tests.support.resp import acl_denials, call, command_calls
 from tests.support.sentinel import SentinelDeployment
 from tests.support.tls import TlsRedisServer
 from valerie.infrastructure import (
@@ -42,210 +43,6 @@ from valerie.infrastructure import (
     RedisSessionStore,
     SessionStoreError,
 )
-
-# --- support --------------------------------------------------------------------------------
-
-
-def stat(server: RedisServer, section: str, field: str) -> int:
-    """A counter of `INFO section` (e.g. stats / acl_access_denied_auth), 0 if absent."""
-    text = call_server(server, "INFO", section)
-    assert isinstance(text, str)
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-    return int(fields.get(field, "0"))
-
-
-def _reply(reader: Any) -> Any:
-    line = reader.readline()
-    kind, body = line[:1], line[1:-2]
-    if kind in (b"+", b"-"):
-        return body.decode()
-    if kind == b":":
-        return int(body)
-    if kind == b"$":
-        return None if int(body) < 0 else reader.read(int(body) + 2)[:-2].decode()
-    assert kind == b"*", line
-    return [_reply(reader) for _ in range(int(body))]
-
-
-def acl_denials(port: int, reason: str, password: str | None = None) -> int:
-    """How many times the server on `port` refused access for `reason` ("auth", "key",
-    "command"), from its ACL LOG (Redis 7.0 has no counters in INFO for it)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
-        commands = ([f"AUTH {password}"] if password else []) + ["ACL LOG"]
-        connection.sendall("".join(f"{c}\r\n" for c in commands).encode())
-        with connection.makefile("rb") as reader:
-            replies = [_reply(reader) for _ in commands]
-    total = 0
-    for entry in replies[-1]:
-        fields = dict(zip(entry[::2], entry[1::2], strict=True))
-        if fields["reason"] == reason:
-            total += int(fields["count"])
-    return total
-
-
-def command_calls(server: RedisServer, command: str) -> int:
-    """How many times `server` ran `command` (INFO commandstats)."""
-    text = call_server(server, "INFO", "commandstats")
-    assert isinstance(text, str)
-    for line in text.splitlines():
-        if line.startswith(f"cmdstat_{command}:"):
-            return int(line.split(":", 1)[1].split(",")[0].removeprefix("calls="))
-    return 0
-
-
-def _command_end(buffer: bytearray) -> tuple[list[bytes], int] | None:
-    """Parse one RESP command (an array of bulk strings) at the start of `buffer`.
-
-    Returns its arguments and its length in bytes, or None if it is not all there yet.
-    """
-    end = buffer.find(b"\r\n")
-    if end < 0:
-        return None
-    assert buffer[:1] == b"*", bytes(buffer[:20])
-    count, position, args = int(buffer[1:end]), end + 2, []
-    for _ in range(count):
-        end = buffer.find(b"\r\n", position)
-        if end < 0:
-            return None
-        length = int(buffer[position + 1 : end])
-        start, position = end + 2, end + 2 + length + 2
-        if position > len(buffer):
-            return None
-        args.append(bytes(buffer[start : start + length]) if length < 256 else b"")
-    return args, position
-
-
-def _pack(args: list[bytes]) -> bytes:
-    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
-
-
-class _Link:
-    """One client connection through the proxy."""
-
-    def __init__(self) -> None:
-        self.stalled = False
-        self.writers: list[asyncio.StreamWriter] = []
-
-
-class Proxy:
-    """A TCP proxy, in the test's event loop, in front of a real redis-server.
-
-    It forwards bytes both ways, noting each command's name (`commands`; not with `raw=True`,
-    which forwards TLS, or anything, untouched; nor with `rate`, bytes a second it lets through
-    to the server, a slow link), until told to misbehave:
-    - `stall_replies()`: the connections open now forward nothing more from the server to the
-      client (the server still gets, and runs, every command); new connections are served.
-    - `repeat_next_scan(after=0)`: the next SCAN that continues a walk (after `after` others)
-      is sent with cursor 0, so the walk starts over: keys come twice, as SCAN may do.
-    """
-
-    def __init__(self, upstream_port: int, *, raw: bool = False, rate: float | None = None) -> None:
-        self.upstream_port = upstream_port
-        self.raw = raw or rate is not None
-        self.rate = rate
-        self.links: list[_Link] = []
-        self.commands: list[str] = []
-        self.hooks: dict[str, Callable[[], object]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.repeat_scan = False
-        self.scans_before_repeat = 0
-        self.scans_repeated = 0
-        self._server: asyncio.Server | None = None
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    async def __aenter__(self) -> Proxy:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for link in self.links:
-            for writer in link.writers:
-                writer.close()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    def stall_replies(self) -> None:
-        for link in self.links:
-            link.stalled = True
-
-    def before_next(self, command: str, action: Callable[[], object]) -> None:
-        """Run `action` when the next `command` arrives, before it goes to the server."""
-        self.hooks[command] = action
-
-    def repeat_next_scan(self, after: int = 0) -> None:
-        self.repeat_scan = True
-        self.scans_before_repeat = after
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        upstream_reader, upstream_writer = await asyncio.open_connection(
-            "127.0.0.1", self.upstream_port
-        )
-        link = _Link()
-        link.writers = [writer, upstream_writer]
-        self.links.append(link)
-        try:
-            await asyncio.gather(
-                self._commands(reader, upstream_writer),
-                self._replies(upstream_reader, writer, link),
-            )
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            for each in link.writers:
-                each.close()
-
-    async def _commands(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        buffer = bytearray()
-        while data := await reader.read(1 << 20):
-            if self.raw:
-                if self.rate is not None:
-                    await asyncio.sleep(len(data) / self.rate)
-                writer.write(data)
-                await writer.drain()
-                continue
-            buffer += data
-            while parsed := _command_end(buffer):
-                args, length = parsed
-                chunk = bytes(buffer[:length])
-                del buffer[:length]
-                name = args[0].decode().upper()
-                self.commands.append(name)
-                hook = self.hooks.pop(name, None)
-                if hook is not None:
-                    hook()
-                if self.repeat_scan and args[:1] == [b"SCAN"] and args[1] != b"0":
-                    if self.scans_before_repeat:
-                        self.scans_before_repeat -= 1
-                    else:
-                        self.repeat_scan = False
-                        self.scans_repeated += 1
-                        chunk = _pack([b"SCAN", b"0", *args[2:]])
-                writer.write(chunk)
-                await writer.drain()
-        writer.close()
-
-    async def _replies(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link
-    ) -> None:
-        while data := await reader.read(1 << 20):
-            if not link.stalled:
-                writer.write(data)
-                await writer.drain()
-        writer.close()
 
 
 @pytest.fixture
@@ -337,7 +134,7 @@ async def test_an_unverifiable_server_certificate_is_access_denied_once(
     """A TLS server whose certificate the client cannot verify (no CA given): the
     "certificate" cause, after a single connection (counted by a proxy), with the fix in the
     message."""
-    async with Proxy(tls_server.port, raw=True) as proxy:
+    async with LoopProxy(tls_server.port, raw=True) as proxy:
         url = f"rediss://127.0.0.1:{proxy.port}/0"
         async with RedisSessionStore(url, prefix="noca:", retries=2) as store:
             with pytest.raises(AccessDeniedError) as caught:
@@ -393,7 +190,7 @@ async def test_sentinels_refusing_the_store_is_access_denied_once() -> None:
     with SentinelDeployment() as deployment:
         for sentinel in deployment.sentinels:
             call(sentinel.port, "ACL", "SETUSER", "default", "on", ">sentinel-pw", "~*", "+@all")
-        proxies = [Proxy(sentinel.port) for sentinel in deployment.sentinels]
+        proxies = [LoopProxy(sentinel.port) for sentinel in deployment.sentinels]
         for proxy in proxies:
             await proxy.__aenter__()
         try:
@@ -426,7 +223,7 @@ async def test_a_large_write_whose_reply_is_lost_is_sent_once_and_says_so(
     and what to do (raise the timeout, or shrink the state). A small save under the same
     fault is re-sent, and succeeds: what the test tells apart."""
     async with (
-        Proxy(server.port) as proxy,
+        LoopProxy(server.port) as proxy,
         RedisSessionStore(proxy.url, prefix="big:", timeout=0.5, retries=2) as store,
     ):
         await store.save("warm", {})  # a pooled connection, whose replies get lost
@@ -435,7 +232,7 @@ async def test_a_large_write_whose_reply_is_lost_is_sent_once_and_says_so(
         with pytest.raises(BackendUnavailableError) as caught:
             await store.save("big", {"blob": "x" * BIG})
         assert time.monotonic() - started < 0.5 + 1.0  # one attempt
-        assert command_calls(server, "set") == 2  # warm, then big: once
+        assert command_calls(server.port, "set") == 2  # warm, then big: once
         assert len(str(call(server.port, "GET", "big:big"))) > BIG  # it landed
         message = str(caught.value)
         for words in ("8.0 MiB", "sent once", "may have been applied", "raise timeout"):
@@ -446,21 +243,21 @@ async def test_a_large_write_whose_reply_is_lost_is_sent_once_and_says_so(
         await store.save("warm", {})  # a new pooled connection
         proxy.stall_replies()
         await store.save("small", {"n": 1})  # re-sent on a new connection
-        assert command_calls(server, "set") == 2 + 1 + 2
+        assert command_calls(server.port, "set") == 2 + 1 + 2
 
 
 @pytest.mark.redis
 async def test_a_large_batch_is_sent_once_too(server: RedisServer) -> None:
     """save_many of states that together exceed 1 MiB: sent once, as a single save is."""
     async with (
-        Proxy(server.port) as proxy,
+        LoopProxy(server.port) as proxy,
         RedisSessionStore(proxy.url, prefix="bigb:", timeout=0.5, retries=2) as store,
     ):
         await store.save("warm", {})
         proxy.stall_replies()
         with pytest.raises(BackendUnavailableError, match="sent once"):
             await store.save_many({f"s{n}": {"blob": "x" * (BIG // 4)} for n in range(4)})
-        assert command_calls(server, "set") == 1 + 4
+        assert command_calls(server.port, "set") == 1 + 4
 
 
 @pytest.mark.redis
@@ -472,14 +269,14 @@ async def test_a_large_value_goes_out_in_slices_each_within_the_timeout(
     at the first try: each 1 MiB slice of the value must go out within the timeout, not the
     whole value, so a write slower than the timeout but making progress is not cut off."""
     async with (
-        Proxy(server.port, rate=24 * 2**20) as proxy,
+        LoopProxy(server.port, rate=24 * 2**20) as proxy,
         RedisSessionStore(proxy.url, prefix="slices:", timeout=0.5) as store,
     ):
         state = {"blob": "y" * (32 * 2**20)}
         started = time.monotonic()
         await store.save("s1", state)
         assert time.monotonic() - started > 1.0  # the link was slow indeed
-        assert command_calls(server, "set") == 1
+        assert command_calls(server.port, "set") == 1
         assert await store.load("s1") == state
 
 
@@ -540,7 +337,10 @@ async def test_count_and_clear_count_each_session_once_when_scan_repeats_keys(
     makes the server answer the walk's first page twice. count() and clear() still count each
     session once, and clear() deletes them all."""
     sessions = {f"s{n}": {"n": n} for n in range(2500)}  # three pages of SCAN
-    async with Proxy(server.port) as proxy, RedisSessionStore(proxy.url, prefix="rep:") as store:
+    async with (
+        LoopProxy(server.port) as proxy,
+        RedisSessionStore(proxy.url, prefix="rep:") as store,
+    ):
         await store.save_many(sessions)
         raw = Redis.from_url(proxy.url)
         try:
@@ -564,7 +364,10 @@ async def test_count_and_clear_count_each_session_once_when_scan_repeats_keys(
 async def test_clear_counts_what_unlink_deleted(server: RedisServer) -> None:
     """A session deleted by someone else between clear()'s SCAN and its UNLINK is not counted:
     clear() says how many it deleted itself."""
-    async with Proxy(server.port) as proxy, RedisSessionStore(proxy.url, prefix="gone:") as store:
+    async with (
+        LoopProxy(server.port) as proxy,
+        RedisSessionStore(proxy.url, prefix="gone:") as store,
+    ):
         await store.save_many({f"s{n}": {} for n in range(10)})
         proxy.before_next("UNLINK", lambda: call(server.port, "DEL", "gone:s3"))
         assert await store.clear() == 9
@@ -782,7 +585,7 @@ async def test_close_between_a_running_call_and_one_waiting_for_its_connection(
     """One connection: a call runs on it and another waits for it when close() comes. Both
     succeed, on the pool they started with, and the last one closes it: no connection is left
     open (an unclosed one would also warn, an error here, when collected)."""
-    async with Proxy(server.port) as proxy:
+    async with LoopProxy(server.port) as proxy:
         store = RedisSessionStore(proxy.url, prefix="pair:", max_connections=1, timeout=2)
         await store.save("warm", {})
         proxy.before_next("EVAL", lambda: time.sleep(0.05))  # the first call is in flight
