@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.core.conftest import MakeStore
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 from valerie.infrastructure import (
     DELETE,
     ConnectionWaitEvent,
