@@ -14,18 +14,6 @@ from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, Re
 MakeStore = Callable[..., EncodedSessionStore]
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the Redis runs of these tests `redis` (once the suite registers that marker), so
-    that `pytest -m "not redis"` leaves them out; the tests that use the Redis server directly
-    get it from its fixture."""
-    if not any(line.split(":")[0].strip() == "redis" for line in config.getini("markers")):
-        return
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("make_store") == "redis":
-            item.add_marker(pytest.mark.redis)
-
-
 @pytest.fixture(params=["memory", "redis"])
 async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
     """Makes stores of one backend with the given options (codec=, transforms=, observers=);
