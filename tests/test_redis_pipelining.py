@@ -87,8 +87,8 @@ async def test_a_refused_command_fails_only_its_caller(redis_server: RedisServer
     prefix = f"isolated:{uuid.uuid4().hex[:8]}:"
     async with RedisSessionStore(redis_server.url, prefix=prefix) as store:
         await store.save_many({f"s{n}": {"n": n} for n in range(100)})
-        await store._connection().delete(prefix + "s50")
-        await store._connection().hset(prefix + "s50", "field", "value")
+        await store.backend._connection().delete(prefix + "s50")
+        await store.backend._connection().hset(prefix + "s50", "field", "value")
         outcomes = await asyncio.gather(
             *(store.load(f"s{n}") for n in range(100)), return_exceptions=True
         )

@@ -12,9 +12,16 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from ...base import DEFAULT_TTL_SECONDS, EncodedSessionStore
+from ...backend import (
+    Batches,
+    CompareAndSet,
+    ConnectionWaitHook,
+    ExpiryControl,
+    Leases,
+    Scans,
+)
 from ...errors import ConfigurationError, MissingDependencyError
-from ...validation import TTL, check_prefix
+from ...validation import check_prefix
 from . import scripts
 from .keys import DEFAULT_PREFIX, LOCK_SUFFIX, lock_key, scan_pattern, session_id_of, session_key
 from .urls import RedisTarget, mask_url, parse_redis_url
@@ -25,7 +32,7 @@ if TYPE_CHECKING:
     from .topology import RedisClient
     from .transport import RedisTransport
 
-__all__ = ["DEFAULT_PREFIX", "DEFAULT_REDIS_URL", "LOCK_SUFFIX", "RedisSessionStore"]
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_REDIS_URL", "LOCK_SUFFIX", "RedisBackend"]
 
 DEFAULT_REDIS_URL = "redis://localhost:6379"
 
@@ -34,8 +41,8 @@ _SCAN_MEMORY = 10_000
 """Keys a walk of the store remembers, to drop the repeats SCAN may return (about 2 MB)."""
 
 
-class RedisSessionStore(EncodedSessionStore):
-    """Sessions in Redis, shared by every process that uses the same URL and prefix.
+class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
+    """The Redis backend: sessions shared by every process that uses the same URL and prefix.
 
     A session is the string key `prefix + session_id` holding the state as compact UTF-8 JSON,
     written with its expiry in the same command (`SET key value EX ttl`), so a service in any
@@ -71,7 +78,6 @@ class RedisSessionStore(EncodedSessionStore):
             stale guess costs one round trip (the compare-and-set answers with the stored
             bytes) and is not counted among `update`'s attempts. 0 disables it.
         prefix: Starts every key of this store; stores with different prefixes never meet.
-        default_ttl: The TTL used when `save` is called without one.
         timeout: Seconds a connection attempt or a command may take.
         retries: Further attempts after a connection error or timeout.
         max_connections: Calls this store runs at once, and connections it opens at most; a
@@ -85,6 +91,8 @@ class RedisSessionStore(EncodedSessionStore):
         MissingDependencyError: redis-py is not installed.
         ConfigurationError: An argument is not allowed; the message says which and why.
     """
+
+    name = "redis"
 
     __slots__ = (
         "_injected",
@@ -107,7 +115,6 @@ class RedisSessionStore(EncodedSessionStore):
         redis_url: str | None = None,
         prefix: str = DEFAULT_PREFIX,
         *,
-        default_ttl: TTL = DEFAULT_TTL_SECONDS,
         timeout: float = 1.0,
         retries: int = 2,
         max_connections: int = 64,
@@ -120,7 +127,6 @@ class RedisSessionStore(EncodedSessionStore):
         _require_redis()
         from . import topology as redis_topology
 
-        super().__init__(default_ttl)
         self._target: RedisTarget | None = None
         self.redis_url: str | None = None
         if client is not None:
@@ -204,17 +210,27 @@ class RedisSessionStore(EncodedSessionStore):
             pipelining=self.pipelining,
         )
 
+    @property
+    def connection_wait_hook(self) -> ConnectionWaitHook | None:
+        """Told how long each wait for a free pooled connection took (set by observers)."""
+        return self._transport.wait_hook
+
+    @connection_wait_hook.setter
+    def connection_wait_hook(self, hook: ConnectionWaitHook | None) -> None:
+        self._transport.wait_hook = hook
+
     def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()})"
+
+    def describe(self) -> str:
+        """Where this backend's sessions live, credentials masked: for reprs."""
         if self._injected is not None:
             from .transport import client_address
 
             where = f"client=<{type(self._injected).__name__} {client_address(self._injected)}>"
         else:
             where = f"redis_url={mask_url(self._url())!r}"
-        return (
-            f"{type(self).__name__}({where}, prefix={self.prefix!r}, "
-            f"default_ttl={self.default_ttl})"
-        )
+        return f"{where}, prefix={self.prefix!r}"
 
     def _url(self) -> str:
         assert self._target is not None
@@ -228,39 +244,39 @@ class RedisSessionStore(EncodedSessionStore):
         """
         await self._transport.close()
 
-    async def _ping(self) -> dict[str, Any]:
+    async def ping(self) -> dict[str, Any]:
         return await self._transport.describe()
 
-    async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
+    async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         await self._execute(
             "SET", session_key(self.prefix, session_id), data, "EX", ttl_seconds, write=True
         )
 
-    async def _read(self, session_id: str) -> bytes | None:
+    async def read(self, session_id: str) -> bytes | None:
         data: bytes | None = await self._execute("GET", session_key(self.prefix, session_id))
         return data
 
-    async def _remove(self, session_id: str) -> None:
+    async def remove(self, session_id: str) -> None:
         await self._execute("UNLINK", session_key(self.prefix, session_id), write=True)
 
-    async def _contains(self, session_id: str) -> bool:
+    async def contains(self, session_id: str) -> bool:
         return bool(await self._execute("EXISTS", session_key(self.prefix, session_id)))
 
-    async def _write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
+    async def write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
         key = session_key(self.prefix, session_id)
         return bool(await self._script(scripts.WRITE_IF, key, version, data, ttl_seconds))
 
-    async def _remove_if(self, session_id: str, version: str) -> bool:
+    async def remove_if(self, session_id: str, version: str) -> bool:
         return bool(
             await self._script(scripts.REMOVE_IF, session_key(self.prefix, session_id), version)
         )
 
-    def _guess(self, session_id: str) -> bytes | None:
+    def last_seen(self, session_id: str) -> bytes | None:
         # What this store's last update of the session left: right whenever this process had
         # the previous turn, and then an update takes one round trip, not two.
         return self._recent.get(session_id)
 
-    async def _swap(
+    async def swap(
         self, session_id: str, previous: bytes | None, data: bytes | None, ttl_seconds: int
     ) -> tuple[bool, bytes | None]:
         reply = await self._script(
@@ -285,24 +301,24 @@ class RedisSessionStore(EncodedSessionStore):
             if len(recent) > self.update_cache_size:
                 recent.popitem(last=False)
 
-    async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
+    async def read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         data: bytes | None = await self._execute(
             "GETEX", session_key(self.prefix, session_id), "EX", ttl_seconds, write=True
         )
         return data
 
-    async def _touch(self, session_id: str, ttl_seconds: int) -> bool:
+    async def touch(self, session_id: str, ttl_seconds: int) -> bool:
         return bool(
             await self._execute(
                 "EXPIRE", session_key(self.prefix, session_id), ttl_seconds, write=True
             )
         )
 
-    async def _remaining(self, session_id: str) -> int | None:
+    async def remaining(self, session_id: str) -> int | None:
         milliseconds: int = await self._execute("PTTL", session_key(self.prefix, session_id))
         return None if milliseconds < 0 else -(-milliseconds // 1000)
 
-    async def _acquire_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+    async def acquire_lease(self, session_id: str, token: str, milliseconds: int) -> bool:
         # Taking a lock one already holds succeeds, so this script can be retried safely.
         key = lock_key(self.prefix, session_id)
         return bool(
@@ -311,27 +327,27 @@ class RedisSessionStore(EncodedSessionStore):
             )
         )
 
-    async def _release_lock(self, session_id: str, token: str) -> bool:
+    async def release_lease(self, session_id: str, token: str) -> bool:
         key = lock_key(self.prefix, session_id)
         return bool(await self._script(scripts.RELEASE_LOCK, key, token))
 
-    async def _extend_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+    async def extend_lease(self, session_id: str, token: str, milliseconds: int) -> bool:
         key = lock_key(self.prefix, session_id)
         return bool(await self._script(scripts.EXTEND_LOCK, key, token, milliseconds))
 
-    async def _read_many(self, session_ids: list[str]) -> list[bytes | None]:
+    async def read_many(self, session_ids: list[str]) -> list[bytes | None]:
         # GETs in a pipeline rather than MGET: MGET answers nil for a key of another type,
         # where GET (and so load) reports it as corrupted.
         return await self._run([("GET", session_key(self.prefix, i)) for i in session_ids])
 
-    async def _write_many(self, items: list[tuple[str, bytes]], ttl_seconds: int) -> None:
+    async def write_many(self, items: list[tuple[str, bytes]], ttl_seconds: int) -> None:
         commands = [
             ("SET", session_key(self.prefix, session_id), data, "EX", ttl_seconds)
             for session_id, data in items
         ]
         await self._run(commands, write=True)
 
-    async def _remove_many(self, session_ids: list[str]) -> None:
+    async def remove_many(self, session_ids: list[str]) -> None:
         # One key per UNLINK: keys of a batch may live in different cluster slots.
         await self._run([("UNLINK", session_key(self.prefix, i)) for i in session_ids], write=True)
 
@@ -352,7 +368,7 @@ class RedisSessionStore(EncodedSessionStore):
             if keys:
                 yield keys
 
-    async def _scan(self) -> AsyncIterator[str]:
+    async def scan(self) -> AsyncIterator[str]:
         start = len(self.prefix.encode())
         async for keys in self._scan_keys():
             for key in keys:
@@ -360,7 +376,7 @@ class RedisSessionStore(EncodedSessionStore):
                 if session_id is not None:
                     yield session_id
 
-    async def _clear(self) -> int:
+    async def clear(self) -> int:
         # Counts what UNLINK deleted: a key SCAN returned twice, or that vanished meanwhile,
         # is not counted twice, or at all.
         start = len(self.prefix.encode())

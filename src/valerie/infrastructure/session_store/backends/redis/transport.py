@@ -15,6 +15,7 @@ that changes one fails there by name. What it adds to redis-py's own `execute_co
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeGuard, TypeVar, cast
 
@@ -27,6 +28,7 @@ from redis.exceptions import ClusterError, MovedError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ...backend import ConnectionWaitHook
 from ...errors import SessionStoreError
 from .coalescing import Coalescer
 from .failures import Place, access_denial, connections_busy, not_replicated, raise_translated
@@ -61,6 +63,9 @@ class RedisTransport:
         pipelining: Send the commands of concurrent calls together (`coalescing.py`), on at
             most `PIPELINE_CONNECTIONS` connections; one server only (not a Cluster), and
             neither writes followed by WAIT nor large writes, which keep a connection each.
+
+    Attributes:
+        wait_hook: Told how long each wait for a free connection took, when set.
     """
 
     __slots__ = (
@@ -72,6 +77,7 @@ class RedisTransport:
         "pipelining",
         "place",
         "replica_timeout",
+        "wait_hook",
     )
 
     def __init__(
@@ -93,6 +99,7 @@ class RedisTransport:
         self.min_replicas = min_replicas
         self.replica_timeout = replica_timeout
         self._connections: _Connections | None = None
+        self.wait_hook: ConnectionWaitHook | None = None
 
     def client(self) -> RedisClient:
         """Return the client of the running event loop, built on first use."""
@@ -299,11 +306,17 @@ class RedisTransport:
             return
         # Every connection is busy: wait for one, but no longer than a command may take.
         # (asyncio.timeout, unlike wait_for, never swallows a cancellation.)
+        hook = self.wait_hook  # observers attached: report the wait
+        started = time.perf_counter() if hook is not None else 0.0
         try:
             async with asyncio.timeout(self.place.timeout):
                 await slots.acquire()
         except TimeoutError:
+            if hook is not None:
+                hook(time.perf_counter() - started, True)
             raise connections_busy(self.place, self.max_connections) from None
+        if hook is not None:
+            hook(time.perf_counter() - started, False)
 
     def _wait_command(self) -> tuple[Any, ...] | None:
         if not self.min_replicas:
