@@ -23,6 +23,7 @@ from tests.support.resp import call_server
 from tests.support.sentinel import SentinelDeployment
 from valerie.infrastructure import (
     ABSENT,
+    DELETE,
     BackendError,
     BackendUnavailableError,
     RedisSessionStore,
@@ -94,7 +95,7 @@ async def _update(store: RedisSessionStore) -> None:
 
 async def _update_to_none(store: RedisSessionStore) -> None:
     await store.save("gone", {"n": 1})
-    assert await store.update("gone", lambda state: None) is None
+    assert await store.update("gone", lambda state: DELETE) is None
     assert not await store.exists("gone")
 
 

@@ -30,7 +30,7 @@ from valerie.infrastructure import (
     MissingDependencyError,
     RedisSessionStore,
 )
-from valerie.infrastructure.session_store.backends.redis.store import LOCK_SUFFIX
+from valerie.infrastructure.session_store.backends.redis.keys import LOCK_SUFFIX
 
 STATE = {"user_id": "user-123", "step": 1, "text": "Olá 💬"}
 
@@ -303,7 +303,7 @@ async def test_a_cancelled_call_waiting_for_a_connection_stays_cancelled(
     frees up in the same step."""
     async with RedisSessionStore(redis_server.url, prefix="cancel:", max_connections=1) as store:
         await store.save("s", {"n": 1})
-        slots = store._slots
+        slots = store.backend._slots
         await slots.acquire()  # another call holds the only connection
         waiter = asyncio.create_task(store.load("s"))
         await asyncio.sleep(0.01)
