@@ -10,7 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from fnmatch import fnmatchcase
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .codec import DEFAULT_CODEC, SessionState
 from .errors import VersionConflictError
@@ -29,12 +29,16 @@ from .validation import (
 )
 from .versions import VersionedState, version_of
 
+if TYPE_CHECKING:
+    from .typed import Migration, TypedSessionStore
+
 DEFAULT_TTL_SECONDS = 3600
 
 Updater = Callable[[SessionState | None], "SessionState | Awaitable[SessionState | None] | None"]
 """What `update` applies: current state (or None) to new state (None deletes); may be async."""
 
 _Store = TypeVar("_Store", bound="SessionStore")
+_Model = TypeVar("_Model")
 
 
 class SessionStore(ABC):
@@ -410,6 +414,28 @@ class EncodedSessionStore(SessionStore):
         started = time.perf_counter()
         facts = await self._ping()
         return {"latency_ms": round((time.perf_counter() - started) * 1000, 6), **facts}
+
+    def typed(
+        self,
+        model: type[_Model],
+        *,
+        version: int = 1,
+        migrations: Mapping[int, Migration] | None = None,
+        version_key: str = "_schema_version",
+    ) -> TypedSessionStore[_Model]:
+        """Return a view of this store whose states are instances of `model`.
+
+        Needs the `pydantic` extra. See `TypedSessionStore` for the arguments and guarantees.
+
+        Raises:
+            MissingDependencyError: Pydantic is not installed.
+            ConfigurationError: Pydantic cannot take `model`, or the versions are inconsistent.
+        """
+        from .typed import TypedSessionStore
+
+        return TypedSessionStore(
+            self, model, version=version, migrations=migrations, version_key=version_key
+        )
 
     def _ttl_or_default(self, ttl: TTL | None) -> int:
         return self._default_ttl if ttl is None else ttl_seconds(ttl)
