@@ -161,9 +161,7 @@ class TypedSessionStore(Generic[M]):
                 return TypedVersionedState(self._codec.load(session_id, state), version)
             model = self._codec.load(session_id, self._schema.migrate(session_id, state, found))
             remaining = await self.store.ttl(session_id)
-            if remaining is None:
-                continue  # expired meanwhile: read again
-            # A conflict means someone else wrote meanwhile: read what they wrote.
+            # A conflict means someone else wrote (or it expired) meanwhile: read again.
             with contextlib.suppress(VersionConflictError):
                 await self.store.save(session_id, self._dump(model), remaining, if_version=version)
         raise VersionConflictError(
