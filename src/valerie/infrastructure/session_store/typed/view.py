@@ -34,6 +34,9 @@ DELETE: Final = _Delete()
 TypedUpdater = Callable[[M | None], "M | _Delete | Awaitable[M | _Delete | None] | None"]
 """What a typed `update` applies: the current model (or None) to the new one, or `DELETE`."""
 
+_BATCH_WRITES_IN_FLIGHT = 16
+"""Guarded writes a typed `save_many` runs at once: a batch must not take every connection."""
+
 _MIGRATION_ROUNDS = 8
 """Reads a load may make while migrating a session that others keep rewriting."""
 
@@ -248,9 +251,9 @@ class TypedSessionStore(Generic[M]):
     async def save_many(self, states: Mapping[str, M], ttl: TTL | None = None) -> None:
         """Store many sessions; every id and model is checked before any is written.
 
-        Each session is a guarded write as in `save` (never over a newer schema), run
-        concurrently; not a transaction. Every write is attempted; then the first error, if
-        any, is raised.
+        Each session is a guarded write as in `save` (never over a newer schema), 16 at a
+        time: not one round trip as the store's `save_many`, and not a transaction. Every
+        write is attempted; then the first error, if any, is raised.
 
         Raises:
             InvalidArgumentError, InvalidSessionIdError, InvalidTTLError, SerializationError:
@@ -263,8 +266,14 @@ class TypedSessionStore(Generic[M]):
             check_session_id(session_id): self._dump(state)
             for session_id, state in check_states(states).items()
         }
+        slots = asyncio.Semaphore(_BATCH_WRITES_IN_FLIGHT)
+
+        async def write(session_id: str, data: SessionState) -> None:
+            async with slots:
+                await self._save_unless_newer(session_id, data, ttl)
+
         outcomes = await asyncio.gather(
-            *(self._save_unless_newer(id_, data, ttl) for id_, data in dumped.items()),
+            *(write(session_id, data) for session_id, data in dumped.items()),
             return_exceptions=True,
         )
         for outcome in outcomes:
