@@ -8,7 +8,7 @@ No pickle anywhere.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Generic, TypeVar
 
 from ..errors import (
@@ -25,6 +25,13 @@ except ImportError as missing:  # pragma: no cover - exercised by the no-extras 
     raise MissingDependencyError(
         "typed sessions need Pydantic v2, which is not installed: pip install 'valerie[pydantic]'"
     ) from missing
+
+try:
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover - exercised by the no-extras test
+    _orjson_dumps = None  # type: ignore[assignment]
+
+_dumps: Callable[[Any], bytes] = to_json if _orjson_dumps is None else _orjson_dumps
 
 M = TypeVar("M")
 
@@ -107,12 +114,13 @@ class ModelCodec(Generic[M]):
         Raises:
             StateValidationError: It does not validate; the message names each field path.
         """
-        return self.load_json(session_id, to_json(state))
+        return self.load_json(session_id, _dumps(state))
 
     def load_json(self, session_id: str, data: bytes) -> M:
         """Validate stored JSON bytes against the model; see `load`."""
         try:
-            return self._adapter.validate_json(data)
+            # The core validator itself: the adapter's Python wrapper costs ~10% of a 2 KB load.
+            return self._adapter.validator.validate_json(data)  # type: ignore[no-any-return]
         except ValidationError as error:
             raise _invalid(self.name, session_id, error) from None
 

@@ -8,9 +8,16 @@ import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final, Generic, NamedTuple, TypeVar
 
-from ..codec import SessionState
+from ..codec import DEFAULT_CODEC, SessionState
 from ..errors import InvalidArgumentError, VersionConflictError
-from ..validation import TTL, check_session_id, check_states, check_updater, ttl_seconds
+from ..validation import (
+    TTL,
+    check_ids,
+    check_session_id,
+    check_states,
+    check_updater,
+    ttl_seconds,
+)
 from .models import ModelCodec
 from .schema import DEFAULT_VERSION_KEY, Migration, SchemaVersions
 
@@ -137,13 +144,29 @@ class TypedSessionStore(Generic[M]):
             NewerSchemaVersionError: The stored session is newer than this code knows.
             MigrationError: A migration failed; nothing was written.
         """
-        state = await self.store.load(session_id, refresh_ttl=refresh_ttl)
-        if state is None:
-            return None
-        found = self._schema.take(session_id, state)
-        if found == self._schema.version:
+        if refresh_ttl is not False:
+            state = await self.store.load(session_id, refresh_ttl=refresh_ttl)
+            return None if state is None else await self._model_or_migrate(session_id, state)
+        # Validated from the stored bytes, not from a decoded dict: half the work.
+        data = await self.store._read(check_session_id(session_id))
+        return None if data is None else await self._model_from_bytes(session_id, data)
+
+    async def _model_from_bytes(self, session_id: str, data: bytes) -> M:
+        plain = self._schema.current_without_stamp(data)
+        if plain is not None:
+            return self._codec.load_json(session_id, plain)
+        return await self._model_or_migrate(session_id, DEFAULT_CODEC.decode(data))
+
+    async def _model_or_migrate(self, session_id: str, state: SessionState) -> M:
+        """Validate a stored state of the current version; migrate (and write back) older."""
+        if self._schema.take(session_id, state) == self._schema.version:
             return self._codec.load(session_id, state)
-        return (await self.load_versioned(session_id)).state
+        model = (await self.load_versioned(session_id)).state
+        if model is None:
+            raise VersionConflictError(
+                "the session was deleted while it was being migrated; load it again"
+            )
+        return model
 
     async def load_versioned(self, session_id: str) -> TypedVersionedState[M]:
         """Return the model (or `None`) and its version, for a later `save(if_version=...)`.
@@ -237,16 +260,12 @@ class TypedSessionStore(Generic[M]):
 
         Older sessions among them are migrated (and written back) one by one.
         """
-        found = await self.store.load_many(session_ids)
-        models: dict[str, M | None] = {}
-        for session_id, state in found.items():
-            if state is None:
-                models[session_id] = None
-            elif self._schema.take(session_id, state) == self._schema.version:
-                models[session_id] = self._codec.load(session_id, state)
-            else:
-                models[session_id] = (await self.load_versioned(session_id)).state
-        return models
+        ids = check_ids(session_ids)
+        found = await self.store._read_many(ids) if ids else []
+        return {
+            session_id: None if data is None else await self._model_from_bytes(session_id, data)
+            for session_id, data in zip(ids, found, strict=True)
+        }
 
     async def save_many(self, states: Mapping[str, M], ttl: TTL | None = None) -> None:
         """Store many sessions; every id and model is checked before any is written.
