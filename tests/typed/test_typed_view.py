@@ -426,3 +426,51 @@ def test_without_pydantic_the_store_imports_and_typed_says_how_to_install() -> N
         "MissingDependencyError True typed sessions need Pydantic v2, which is not "
         "installed: pip install 'valerie[pydantic]'"
     )
+
+
+class Empty(BaseModel):
+    pass
+
+
+class Forbidding(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"_schema_version":1,"name":"Ann"}',
+        b'{"name": "Ann", "_schema_version": 1}',
+        b'{\n  "name": "Ann",\n  "_schema_version": 1\n}',
+        b'{"name":"Ann"}',
+        b'{"name":"Ann","_schema_version":1}',
+    ],
+)
+async def test_any_json_layout_of_a_session_loads(
+    base_store: EncodedSessionStore, raw: bytes
+) -> None:
+    """Whatever the writer's layout (stamp first, spaces, none at all), load and load_many
+    read the session; the reserved key never reaches a model that forbids extras."""
+    await base_store._write("s1", raw, 60)
+    view = base_store.typed(Forbidding)
+    assert await view.load("s1") == Forbidding(name="Ann")
+    assert await view.load_many(["s1"]) == {"s1": Forbidding(name="Ann")}
+
+
+async def test_a_model_with_no_fields_round_trips(base_store: EncodedSessionStore) -> None:
+    """An empty model is stored as just its version."""
+    empty = base_store.typed(Empty)
+    await empty.save("s1", Empty())
+    assert await base_store.load("s1") == {"_schema_version": 1}
+    assert await empty.load("s1") == Empty()
+
+
+async def test_a_stored_value_that_is_not_json_is_corrupted(chats: Chats) -> None:
+    """Bytes that are no JSON object raise a CorruptedSessionError and stay."""
+    for raw in (b"not json", b"[1,2]", b'"_schema_version":1}'):
+        await chats.store._write("s1", raw, 60)
+        with pytest.raises(CorruptedSessionError):
+            await chats.load("s1")
+        assert await chats.store._read("s1") == raw

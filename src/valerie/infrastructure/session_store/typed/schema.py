@@ -81,23 +81,19 @@ class SchemaVersions:
         self.version = version
         self.migrations = given
         self.key = key
-        # How compact JSON ends when the stamp is its last member, as `stamp` leaves it.
-        self._suffix = f"{json.dumps(key, ensure_ascii=False)}:{version}}}".encode()
+        # How compact JSON ends when the stamp is its last member (after another), as `stamp`
+        # leaves it.
+        self._suffix = f",{json.dumps(key, ensure_ascii=False)}:{version}}}".encode()
 
     def current_without_stamp(self, data: bytes) -> bytes | None:
         """Return stored JSON without its stamp if it plainly is of the current version.
 
-        True when the JSON ends with the stamp `stamp` leaves (compact JSON, the stamp last):
-        then the object's last member is the version, so no parse is needed to know it. Any
-        other layout returns None, and the caller decodes the JSON to find the version.
+        True when the JSON ends with the stamp as `stamp` leaves it (compact JSON, the stamp
+        last): then the object's last member is the version, so no parse is needed to know it.
+        Any other layout returns None, and the caller decodes the JSON to find the version.
         """
         suffix = self._suffix
-        if not data.endswith(suffix):
-            return None
-        head = data[: -len(suffix)]
-        if head.endswith(b","):
-            return head[:-1] + b"}"
-        return b"{}" if head == b"{" else None
+        return data[: -len(suffix)] + b"}" if data.endswith(suffix) else None
 
     def stamp(self, data: dict[str, Any]) -> dict[str, Any]:
         """Add the current version to a model's JSON dump (in place) and return it."""
