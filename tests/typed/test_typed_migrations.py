@@ -152,6 +152,21 @@ async def test_a_concurrent_write_wins_over_the_write_back() -> None:
     assert await store.load("s1") == newer
 
 
+async def test_a_session_deleted_while_it_migrates_loads_as_none() -> None:
+    """A delete that lands between the migration's read and its write-back wins: load
+    returns None and nothing is written back."""
+
+    class DeletedMeanwhile(InMemorySessionStore):
+        async def ttl(self, session_id: str) -> int | None:
+            await self.delete(session_id)
+            return await super().ttl(session_id)
+
+    store = DeletedMeanwhile()
+    await store.save("s1", V1)
+    assert await v3_of(store).load("s1") is None
+    assert not await store.exists("s1")
+
+
 # Newer than this code
 
 

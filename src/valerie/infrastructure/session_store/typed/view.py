@@ -151,22 +151,20 @@ class TypedSessionStore(Generic[M]):
         data = await self.store._read(check_session_id(session_id))
         return None if data is None else await self._model_from_bytes(session_id, data)
 
-    async def _model_from_bytes(self, session_id: str, data: bytes) -> M:
+    async def _model_from_bytes(self, session_id: str, data: bytes) -> M | None:
         plain = self._schema.current_without_stamp(data)
         if plain is not None:
             return self._codec.load_json(session_id, plain)
         return await self._model_or_migrate(session_id, DEFAULT_CODEC.decode(data))
 
-    async def _model_or_migrate(self, session_id: str, state: SessionState) -> M:
-        """Validate a stored state of the current version; migrate (and write back) older."""
+    async def _model_or_migrate(self, session_id: str, state: SessionState) -> M | None:
+        """Validate a stored state of the current version; migrate (and write back) older.
+
+        None if the session was deleted (or expired) while it was migrated.
+        """
         if self._schema.take(session_id, state) == self._schema.version:
             return self._codec.load(session_id, state)
-        model = (await self.load_versioned(session_id)).state
-        if model is None:
-            raise VersionConflictError(
-                "the session was deleted while it was being migrated; load it again"
-            )
-        return model
+        return (await self.load_versioned(session_id)).state
 
     async def load_versioned(self, session_id: str) -> TypedVersionedState[M]:
         """Return the model (or `None`) and its version, for a later `save(if_version=...)`.
