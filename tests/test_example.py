@@ -12,10 +12,10 @@ from tests.redis_server import RedisServer
 EXAMPLE = Path(__file__).parent.parent / "examples" / "session_store_usage.py"
 
 
-def run_example(**environ: str) -> str:
+def run_example(example: Path = EXAMPLE, **environ: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VALERIE_SESSION_")}
     result = subprocess.run(
-        [sys.executable, str(EXAMPLE)],
+        [sys.executable, str(example)],
         env={**env, **environ},
         capture_output=True,
         text=True,

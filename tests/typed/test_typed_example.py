@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.redis_server import RedisServer
+from tests.test_example import run_example
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "typed_sessions.py"
-
-
-def run_example(**environ: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VALERIE_SESSION_")}
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLE)],
-        env={**env, **environ},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return result.stdout
 
 
 def check(output: str) -> None:
@@ -34,13 +19,14 @@ def check(output: str) -> None:
 
 def test_the_typed_example_runs_on_the_memory_default() -> None:
     """A v1 session migrates to v2, two typed turns, and the old code is refused."""
-    check(run_example())
+    check(run_example(EXAMPLE))
 
 
 def test_the_typed_example_runs_on_redis_when_configured(redis_server: RedisServer) -> None:
     """The same on Redis."""
     check(
         run_example(
+            EXAMPLE,
             VALERIE_SESSION_STORE="redis",
             VALERIE_SESSION_REDIS_URL=redis_server.url,
             VALERIE_SESSION_PREFIX="typed-example:",

@@ -10,11 +10,12 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from tests.conftest import examples
+from tests.test_properties import store_settings  # fresh ids per example
 from tests.typed.models import (
     AssistantMessage,
     Booking,
@@ -24,13 +25,6 @@ from tests.typed.models import (
     UserMessage,
 )
 from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, SerializationError
-
-# Function-scoped store fixtures are fine here: every example uses a fresh id.
-store_settings = settings(
-    max_examples=examples(60),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
 
 offsets = st.builds(
     lambda minutes: datetime.timezone(datetime.timedelta(minutes=minutes)),
