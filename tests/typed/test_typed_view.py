@@ -24,6 +24,8 @@ from valerie.infrastructure import (
     EncodedSessionStore,
     InMemorySessionStore,
     InvalidArgumentError,
+    InvalidSessionIdError,
+    InvalidTTLError,
     SerializationError,
     StateValidationError,
     VersionConflictError,
@@ -192,11 +194,29 @@ async def test_batches_take_and_return_models(chats: Chats) -> None:
     assert sorted([session_id async for session_id in chats.iter_ids("s[2-3]")]) == ["s2", "s3"]
 
 
-async def test_a_bad_item_fails_the_whole_typed_batch_before_writing(chats: Chats) -> None:
-    """save_many checks every id and model before writing any."""
-    with pytest.raises(SerializationError):
-        await chats.save_many({"a": a_chat(), "b": {"not": "a model"}})  # type: ignore[dict-item]
+@pytest.mark.parametrize(
+    ("states", "ttl", "error"),
+    [
+        ({"a": a_chat(), "b": {"not": "a model"}}, None, SerializationError),
+        ({"a": a_chat(), "b\n": a_chat()}, None, InvalidSessionIdError),
+        ({"a": a_chat(), "b": a_chat()}, 0, InvalidTTLError),
+        ([("a", a_chat())], None, InvalidArgumentError),
+    ],
+)
+async def test_a_bad_item_fails_the_whole_typed_batch_before_writing(
+    chats: Chats, states: Any, ttl: Any, error: type[Exception]
+) -> None:
+    """save_many checks every id, model and the TTL before writing any."""
+    with pytest.raises(error):
+        await chats.save_many(states, ttl)
     assert await chats.count() == 0
+
+
+async def test_update_refuses_what_is_not_callable_before_reading(chats: Chats) -> None:
+    """fn is checked first: InvalidArgumentError, nothing written."""
+    with pytest.raises(InvalidArgumentError, match="fn"):
+        await chats.update("s1", "not a function")  # type: ignore[arg-type]
+    assert not await chats.exists("s1")
 
 
 async def test_expiry_and_leases_pass_through(chats: Chats) -> None:

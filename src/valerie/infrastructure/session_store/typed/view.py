@@ -16,7 +16,6 @@ from ..validation import (
     check_session_id,
     check_states,
     check_updater,
-    ttl_seconds,
 )
 from .models import ModelCodec
 from .schema import DEFAULT_VERSION_KEY, Migration, SchemaVersions
@@ -277,8 +276,6 @@ class TypedSessionStore(Generic[M]):
                 An argument is not valid; nothing was written.
             NewerSchemaVersionError: A stored session is newer; that one was not written.
         """
-        if ttl is not None:
-            ttl_seconds(ttl)
         dumped = {
             check_session_id(session_id): self._dump(state)
             for session_id, state in check_states(states).items()
