@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 from valerie.infrastructure import (
-    EncodedSessionStore,
     NewerSchemaVersionError,
+    SessionStore,
     get_session_store,
 )
 from valerie.infrastructure.session_store.typed import TypedSessionStore
@@ -71,12 +71,12 @@ def v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def chats_of(store: EncodedSessionStore) -> TypedSessionStore[ChatState]:
+def chats_of(store: SessionStore) -> TypedSessionStore[ChatState]:
     """The typed view this code uses: version 2, migrating version-1 sessions on load."""
     return store.typed(ChatState, version=2, migrations={1: v1_to_v2})
 
 
-async def handle_message(store: EncodedSessionStore, session_id: str, text: str) -> str:
+async def handle_message(store: SessionStore, session_id: str, text: str) -> str:
     """One turn, applied atomically to the model: a message arriving meanwhile is kept."""
 
     def turn(chat: ChatState | None) -> ChatState:

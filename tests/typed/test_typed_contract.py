@@ -3,9 +3,8 @@
 `ThroughTheTypedView` serves the dict API by way of `store.typed(dict[str, Any])`: every call
 takes the typed path (the dump, the version key, the guarded save, validation from JSON), and
 the contract tests imported below run against it unchanged. Left out: the tests of the dict
-API's own JSON rules (a `dict[str, Any]` model dumps a datetime as text, by design), of
-`update` returning `None` to delete (the typed view wants `DELETE`; the adapter maps it), of
-the exact messages and checks of each argument (covered for the typed view in its own tests),
+API's own JSON rules (a `dict[str, Any]` model dumps a datetime as text, by design), of the
+exact messages and checks of each argument (covered for the typed view in its own tests),
 and of backend specifics (ping, the update cache, raw bytes). Also left out:
 `test_update_raises_after_attempts_real_conflicts`: a typed `save` is itself an `update`, so on
 Redis the update cache holds its write, and the first conflict after it counts as a stale copy
@@ -15,7 +14,7 @@ Redis the update cache holds its write, and the first conflict after it counts a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import pytest
@@ -68,13 +67,13 @@ from tests.test_contract_concurrency import (  # noqa: F401 - collected here, on
     test_ttl_reports_whole_seconds_left,
     test_update_applies_the_ttl,
     test_update_creates_changes_and_returns_the_stored_state,
-    test_update_returning_none_deletes,
+    test_update_returning_delete_deletes,
     test_update_succeeds_after_one_conflict_fewer_than_attempts,
     test_update_with_an_async_function,
 )
 from tests.typed.conftest import TYPED_BACKENDS
 from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, RedisSessionStore
-from valerie.infrastructure.session_store.typed import DELETE, TypedVersionedState
+from valerie.infrastructure.session_store.typed import TypedVersionedState
 
 State = dict[str, Any]
 
@@ -111,13 +110,7 @@ class ThroughTheTypedView:
         *,
         attempts: int = 64,
     ) -> State | None:
-        async def typed_fn(state: State | None) -> Any:
-            result = fn(state)
-            if isinstance(result, Awaitable):
-                result = await result
-            return DELETE if result is None and state is not None else result
-
-        return await self._view.update(session_id, typed_fn, ttl, attempts=attempts)
+        return await self._view.update(session_id, fn, ttl, attempts=attempts)
 
     async def delete(self, session_id: str, *, if_version: str | None = None) -> None:
         await self._view.delete(session_id, if_version=if_version)

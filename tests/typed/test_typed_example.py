@@ -19,16 +19,16 @@ def check(output: str) -> None:
 
 def test_the_typed_example_runs_on_the_memory_default() -> None:
     """A v1 session migrates to v2, two typed turns, and the old code is refused."""
-    check(run_example(EXAMPLE))
+    check(run_example(example=EXAMPLE).stdout)
 
 
 def test_the_typed_example_runs_on_redis_when_configured(redis_server: RedisServer) -> None:
     """The same on Redis."""
     check(
         run_example(
-            EXAMPLE,
+            example=EXAMPLE,
             VALERIE_SESSION_STORE="redis",
             VALERIE_SESSION_REDIS_URL=redis_server.url,
             VALERIE_SESSION_PREFIX="typed-example:",
-        )
+        ).stdout
     )

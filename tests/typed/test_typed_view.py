@@ -28,6 +28,7 @@ from valerie.infrastructure import (
     InvalidTTLError,
     SerializationError,
     StateValidationError,
+    UpdaterReturnedNoneError,
     VersionConflictError,
 )
 from valerie.infrastructure.session_store.typed import DELETE, TypedSessionStore
@@ -144,7 +145,7 @@ async def test_update_returning_none_for_a_session_is_refused_and_writes_nothing
         assert chat is not None
         chat.turns = 99
 
-    with pytest.raises(InvalidArgumentError, match="DELETE"):
+    with pytest.raises(UpdaterReturnedNoneError, match="DELETE"):
         await chats.update("s1", forgets_return)
     assert await chats.load("s1") == a_chat()
 
@@ -473,7 +474,7 @@ async def test_any_json_layout_of_a_session_loads(
 ) -> None:
     """Whatever the writer's layout (stamp first, spaces, none at all), load and load_many
     read the session; the reserved key never reaches a model that forbids extras."""
-    await base_store._write("s1", raw, 60)
+    await base_store.backend.write("s1", raw, 60)
     view = base_store.typed(Forbidding)
     assert await view.load("s1") == Forbidding(name="Ann")
     assert await view.load_many(["s1"]) == {"s1": Forbidding(name="Ann")}
@@ -487,10 +488,12 @@ async def test_a_model_with_no_fields_round_trips(base_store: EncodedSessionStor
     assert await empty.load("s1") == Empty()
 
 
-async def test_a_stored_value_that_is_not_json_is_corrupted(chats: Chats) -> None:
+async def test_a_stored_value_that_is_not_json_is_corrupted(
+    chats: Chats, base_store: EncodedSessionStore
+) -> None:
     """Bytes that are no JSON object raise a CorruptedSessionError and stay."""
     for raw in (b"not json", b"[1,2]", b'"_schema_version":1}'):
-        await chats.store._write("s1", raw, 60)
+        await base_store.backend.write("s1", raw, 60)
         with pytest.raises(CorruptedSessionError):
             await chats.load("s1")
-        assert await chats.store._read("s1") == raw
+        assert await base_store.backend.read("s1") == raw

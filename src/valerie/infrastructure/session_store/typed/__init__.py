@@ -4,9 +4,10 @@ Needs the `pydantic` extra (`pip install 'valerie[pydantic]'`); importing this p
 it raises `MissingDependencyError`. Obtain a view with `store.typed(Model, ...)`.
 """
 
+from ..contract import DELETE
 from .models import ModelCodec
 from .schema import DEFAULT_VERSION_KEY, Migration, SchemaVersions
-from .view import DELETE, TypedSessionStore, TypedUpdater, TypedVersionedState
+from .view import TypedSessionStore, TypedUpdater, TypedVersionedState
 
 __all__ = [
     "DEFAULT_VERSION_KEY",

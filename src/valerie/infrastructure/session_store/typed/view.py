@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Final, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
-from ..codec import DEFAULT_CODEC, SessionState
-from ..errors import InvalidArgumentError, VersionConflictError
+from ..codec import SessionState, StateCodec
+from ..contract import DELETE, Deletion
+from ..errors import UpdaterReturnedNoneError, VersionConflictError
+from ..store import EncodedSessionStore
 from ..validation import (
     TTL,
-    check_ids,
     check_session_id,
     check_states,
     check_updater,
@@ -21,23 +22,13 @@ from .models import ModelCodec
 from .schema import DEFAULT_VERSION_KEY, Migration, SchemaVersions
 
 if TYPE_CHECKING:
-    from ..base import EncodedSessionStore
+    from ..contract import SessionStore
     from ..lease import Lease
 
 M = TypeVar("M")
 
 
-class _Delete:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "DELETE"
-
-
-DELETE: Final = _Delete()
-"""Returned by a typed `update` function to delete the session."""
-
-TypedUpdater = Callable[[M | None], "M | _Delete | Awaitable[M | _Delete | None] | None"]
+TypedUpdater = Callable[[M | None], "M | Deletion | Awaitable[M | Deletion | None] | None"]
 """What a typed `update` applies: the current model (or None) to the new one, or `DELETE`."""
 
 _BATCH_WRITES_IN_FLIGHT = 16
@@ -76,11 +67,11 @@ class TypedSessionStore(Generic[M]):
         ConfigurationError: Pydantic cannot take `model`, or the versions are not as above.
     """
 
-    __slots__ = ("_codec", "_schema", "store")
+    __slots__ = ("_codec", "_encoded", "_schema", "store")
 
     def __init__(
         self,
-        store: EncodedSessionStore,
+        store: SessionStore,
         model: type[M],
         *,
         version: int = 1,
@@ -88,6 +79,12 @@ class TypedSessionStore(Generic[M]):
         version_key: str = DEFAULT_VERSION_KEY,
     ) -> None:
         self.store = store
+        # A store whose codec writes plain JSON hands its bytes over: validated directly.
+        self._encoded = (
+            store
+            if isinstance(store, EncodedSessionStore) and isinstance(store.codec, StateCodec)
+            else None
+        )
         self._codec = ModelCodec(model)
         self._schema = SchemaVersions(
             self._codec.name, version, migrations, version_key, self._codec.fields()
@@ -143,18 +140,18 @@ class TypedSessionStore(Generic[M]):
             NewerSchemaVersionError: The stored session is newer than this code knows.
             MigrationError: A migration failed; nothing was written.
         """
-        if refresh_ttl is not False:
+        encoded = self._encoded
+        if refresh_ttl is not False or encoded is None:
             state = await self.store.load(session_id, refresh_ttl=refresh_ttl)
             return None if state is None else await self._model_or_migrate(session_id, state)
-        # Validated from the stored bytes, not from a decoded dict: half the work.
-        data = await self.store._read(check_session_id(session_id))
-        return None if data is None else await self._model_from_bytes(session_id, data)
-
-    async def _model_from_bytes(self, session_id: str, data: bytes) -> M | None:
+        # Validated from the stored JSON, not from a decoded dict: half the work.
+        data = await encoded.load_encoded(session_id)
+        if data is None:
+            return None
         plain = self._schema.current_without_stamp(data)
         if plain is not None:
             return self._codec.load_json(session_id, plain)
-        return await self._model_or_migrate(session_id, DEFAULT_CODEC.decode(data))
+        return await self._model_or_migrate(session_id, encoded.codec.decode(data))
 
     async def _model_or_migrate(self, session_id: str, state: SessionState) -> M | None:
         """Validate a stored state of the current version; migrate (and write back) older.
@@ -207,25 +204,26 @@ class TypedSessionStore(Generic[M]):
             The new model as stored (what `load` would return), or `None` if deleted.
 
         Raises:
-            InvalidArgumentError: `fn` returned `None` for an existing session.
+            UpdaterReturnedNoneError: `fn` returned `None` for an existing session.
             SerializationError: `fn` returned something that is not a model instance or cannot
                 be dumped; nothing was written.
             NewerSchemaVersionError, StateValidationError, MigrationError: As `load`.
         """
         check_updater(fn)
 
-        async def apply(current: SessionState | None) -> SessionState | None:
+        async def apply(current: SessionState | None) -> SessionState | Deletion:
             model = None if current is None else self._model_of(session_id, current)
             result = fn(model)
             new = await result if inspect.isawaitable(result) else result
             if new is DELETE:
-                return None
+                return DELETE
             if new is None:
                 if current is None:
-                    return None
-                raise InvalidArgumentError(
-                    "update's fn returned None for an existing session; return the new state "
-                    "(or DELETE to delete the session); nothing was written"
+                    return DELETE  # nothing there, nothing to write
+                raise UpdaterReturnedNoneError(
+                    "update's function returned None for an existing session, so nothing was "
+                    "written; return the new state (did it change the model in place and "
+                    "forget `return`?), or return DELETE to delete the session"
                 )
             return self._dump(new)
 
@@ -257,11 +255,10 @@ class TypedSessionStore(Generic[M]):
 
         Older sessions among them are migrated (and written back) one by one.
         """
-        ids = check_ids(session_ids)
-        found = await self.store._read_many(ids) if ids else []
+        found = await self.store.load_many(session_ids)
         return {
-            session_id: None if data is None else await self._model_from_bytes(session_id, data)
-            for session_id, data in zip(ids, found, strict=True)
+            session_id: None if state is None else await self._model_or_migrate(session_id, state)
+            for session_id, state in found.items()
         }
 
     async def save_many(self, states: Mapping[str, M], ttl: TTL | None = None) -> None:
