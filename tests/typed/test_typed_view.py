@@ -19,6 +19,7 @@ from tests.conftest import python_env
 from tests.typed.models import ChatState, Counter, CounterDict, Intent, UserMessage, a_chat
 from valerie.infrastructure import (
     ABSENT,
+    Compression,
     ConfigurationError,
     CorruptedSessionError,
     EncodedSessionStore,
@@ -26,10 +27,16 @@ from valerie.infrastructure import (
     InvalidArgumentError,
     InvalidSessionIdError,
     InvalidTTLError,
+    Observer,
+    OperationEvent,
+    Outcome,
     SerializationError,
+    SessionStore,
+    StateCodec,
     StateValidationError,
     UpdaterReturnedNoneError,
     VersionConflictError,
+    get_session_store,
 )
 from valerie.infrastructure.session_store.typed import DELETE, TypedSessionStore
 
@@ -497,3 +504,67 @@ async def test_a_stored_value_that_is_not_json_is_corrupted(
         with pytest.raises(CorruptedSessionError):
             await chats.load("s1")
         assert await base_store.backend.read("s1") == raw
+
+
+# The store's codec layers
+
+
+class TaggedJson:
+    """A codec of another shape: JSON after a tag, so the stored bytes are not plain JSON."""
+
+    def __init__(self) -> None:
+        self._json = StateCodec()
+
+    def encode(self, state: Any) -> bytes:
+        return b"v1:" + self._json.encode(state)
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        return self._json.decode(data.removeprefix(b"v1:"))
+
+
+class Recorder(Observer):
+    def __init__(self) -> None:
+        self.events: list[OperationEvent] = []
+
+    def on_operation(self, event: OperationEvent) -> None:
+        self.events.append(event)
+
+
+async def test_the_typed_view_reads_through_transforms_and_other_codecs() -> None:
+    """With Compression, the typed load gets the JSON back (transforms undone); with another
+    codec, it goes through the store's own load. Both round-trip, migrations included."""
+    for store in (
+        InMemorySessionStore(transforms=[Compression()]),
+        InMemorySessionStore(codec=TaggedJson()),
+    ):
+        chats = store.typed(ChatState)
+        await chats.save("s1", a_chat())
+        assert await chats.load("s1") == a_chat()
+        await store.save("old", {"name": "Ann"})
+        renamed = store.typed(
+            Forbidding, version=2, migrations={1: lambda state: {"name": state["name"] + "!"}}
+        )
+        assert await renamed.load("old") == Forbidding(name="Ann!")
+        assert await store.load("old") == {"name": "Ann!", "_schema_version": 2}
+
+
+async def test_observers_see_a_typed_load_as_a_load() -> None:
+    """The typed view's direct read of the JSON is reported like any load, hit or miss."""
+    recorder = Recorder()
+    store = InMemorySessionStore(observers=[recorder])
+    chats = store.typed(ChatState)
+    await chats.save("s1", a_chat())
+    recorder.events.clear()
+    await chats.load("s1")
+    await chats.load("missing")
+    assert [(event.operation, event.outcome) for event in recorder.events] == [
+        ("load", Outcome.HIT),
+        ("load", Outcome.MISS),
+    ]
+    assert recorder.events[0].bytes == len(await store.backend.read("s1") or b"")
+
+
+def test_any_session_store_offers_typed() -> None:
+    """typed() is part of the SessionStore contract, the type get_session_store() returns."""
+    store: SessionStore = get_session_store({})
+    assert isinstance(store.typed(ChatState), TypedSessionStore)
