@@ -26,7 +26,7 @@ from benchmarks.contestants import (
     VALERIE_REDIS_UNPIPELINED,
 )
 from benchmarks.harness import Cell, Section, paired_ratios, task_count
-from benchmarks.scenarios import batches, cluster, memory, scaling, throughput, update
+from benchmarks.scenarios import batches, cluster, memory, scaling, throughput, typed, update
 
 
 @dataclass(frozen=True)
@@ -314,4 +314,15 @@ ISSUE_13 = [
     ),
 ]
 
-TARGETS: list[Target] = [*SEED, *ISSUE_13]
+ISSUE_9 = [
+    Target(
+        f"{label} {operation}: cost over the dict API / Pydantic's own {alone}",
+        Value(typed.NAME, typed.overhead_figure(store, operation)),
+        "issue 9",
+        ceiling=1.10,
+    )
+    for store, label in ((VALERIE_MEMORY, "Memory store"), (VALERIE_REDIS, "Redis store"))
+    for operation, _, alone in typed.PAIRS
+]
+
+TARGETS: list[Target] = [*SEED, *ISSUE_13, *ISSUE_9]

@@ -5,7 +5,16 @@ A new benchmark is one module here (a `SCENARIO` whose `run` returns a `Section`
 """
 
 from benchmarks.harness import Scenario
-from benchmarks.scenarios import batches, cluster, memory, observers, scaling, throughput, update
+from benchmarks.scenarios import (
+    batches,
+    cluster,
+    memory,
+    observers,
+    scaling,
+    throughput,
+    typed,
+    update,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
@@ -17,5 +26,6 @@ SCENARIOS: dict[str, Scenario] = {
         scaling.SCENARIO,
         memory.SCENARIO,
         observers.SCENARIO,
+        typed.SCENARIO,
     )
 }

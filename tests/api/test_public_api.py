@@ -23,7 +23,9 @@ from valerie.infrastructure import (
     InvalidSessionIdError,
     InvalidTTLError,
     LockNotOwnedError,
+    MigrationError,
     MissingDependencyError,
+    NewerSchemaVersionError,
     RedisSessionStore,
     ReplicationError,
     SerializationError,
@@ -31,6 +33,7 @@ from valerie.infrastructure import (
     SessionState,
     SessionStore,
     SessionStoreError,
+    StateValidationError,
     VersionConflictError,
     get_default_ttl,
     get_session_store,
@@ -274,6 +277,9 @@ ERRORS: list[tuple[type[Exception], tuple[type[Exception], ...]]] = [
     (MissingDependencyError, (ImportError,)),
     (UnsupportedCapabilityError, (NotImplementedError,)),
     (UpdaterReturnedNoneError, (InvalidArgumentError, TypeError, ValueError)),
+    (StateValidationError, (CorruptedSessionError, ValueError)),
+    (NewerSchemaVersionError, (ValueError,)),
+    (MigrationError, (ValueError,)),
 ]
 
 

@@ -22,6 +22,7 @@ from .validation import TTL, check_ids, check_states
 
 if TYPE_CHECKING:
     from .lease import Lease
+    from .typed import Migration, TypedSessionStore
     from .versions import VersionedState
 
 
@@ -45,6 +46,7 @@ Updater = Callable[[SessionState | None], UpdateResult | Awaitable[UpdateResult]
 async."""
 
 _Store = TypeVar("_Store", bound="SessionStore")
+_Model = TypeVar("_Model")
 
 DEFAULT_TTL_SECONDS = 3600
 """The default TTL of every built-in store: one hour."""
@@ -291,6 +293,28 @@ class SessionStore(ABC):
             BackendUnavailableError: The store cannot serve right now.
         """
         raise self._unsupported("ping", "ping")
+
+    def typed(
+        self,
+        model: type[_Model],
+        *,
+        version: int = 1,
+        migrations: Mapping[int, Migration] | None = None,
+        version_key: str = "_schema_version",
+    ) -> TypedSessionStore[_Model]:
+        """Return a view of this store whose states are instances of `model`.
+
+        Needs the `pydantic` extra. See `TypedSessionStore` for the arguments and guarantees.
+
+        Raises:
+            MissingDependencyError: Pydantic is not installed.
+            ConfigurationError: Pydantic cannot take `model`, or the versions are inconsistent.
+        """
+        from .typed import TypedSessionStore
+
+        return TypedSessionStore(
+            self, model, version=version, migrations=migrations, version_key=version_key
+        )
 
     async def close(self) -> None:  # noqa: B027 - a no-op by design, overridden by stores
         """Release the store's connections; the store reconnects if it is used again."""

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -215,6 +215,29 @@ class EncodedSessionStore(SessionStore):
                 session_id, seconds
             )
         return (None if data is None else self._decode(data)), data
+
+    async def load_encoded(self, session_id: str) -> bytes | None:
+        """Return the session's bytes as the codec wrote them (transforms undone), or `None`.
+
+        For a layer that decodes the codec's output itself, such as the typed view, which
+        validates the JSON directly. Reported to observers as a `load`.
+
+        Raises:
+            InvalidSessionIdError: `session_id` is not a valid id.
+            CorruptedSessionError: A transform cannot undo what is stored; it is left in place.
+        """
+        call: Awaitable[tuple[bytes | None, bytes | None]] = self._load_encoded(session_id)
+        if self._instrumentation is not None:
+            call = self._instrumentation.observe("load", call, _read)
+        return (await call)[0]
+
+    async def _load_encoded(self, session_id: str) -> tuple[bytes | None, bytes | None]:
+        stored = await self._backend.read(check_session_id(session_id))
+        data = stored
+        if data is not None:
+            for transform in reversed(self._transforms):
+                data = transform.decode(data)
+        return data, stored
 
     async def delete(self, session_id: str, *, if_version: str | None = None) -> None:
         """Remove the session if it exists; see `SessionStore.delete`."""
