@@ -12,9 +12,12 @@ from fnmatch import fnmatchcase
 from types import TracebackType
 from typing import Any, TypeVar
 
+from . import protection
 from .codec import DEFAULT_CODEC, SessionState
-from .errors import VersionConflictError
+from .encryption import Encryption, check_encryption
+from .errors import InvalidArgumentError, VersionConflictError
 from .lease import Lease
+from .limits import check_max_state_bytes, check_state_size
 from .validation import (
     TTL,
     check_attempts,
@@ -117,12 +120,23 @@ class EncodedSessionStore(SessionStore):
 
     Args:
         default_ttl: The TTL used when `save` is called without one.
+        encryption: Seal every stored value with AES-256-GCM (see `Encryption`); `None`
+            stores the codec's bytes as they are.
+        max_state_bytes: Refuse, before writing, a state whose encoding is larger.
     """
 
-    __slots__ = ("_default_ttl",)
+    __slots__ = ("_default_ttl", "encryption", "max_state_bytes")
 
-    def __init__(self, default_ttl: TTL = DEFAULT_TTL_SECONDS) -> None:
+    def __init__(
+        self,
+        default_ttl: TTL = DEFAULT_TTL_SECONDS,
+        *,
+        encryption: Encryption | None = None,
+        max_state_bytes: int | None = None,
+    ) -> None:
         self._default_ttl = ttl_seconds(default_ttl, "default_ttl")
+        self.encryption = check_encryption(encryption)
+        self.max_state_bytes = check_max_state_bytes(max_state_bytes)
 
     @property
     def default_ttl(self) -> int:
@@ -156,7 +170,7 @@ class EncodedSessionStore(SessionStore):
         check_session_id(session_id)
         seconds = self._ttl_or_default(ttl)
         version = None if if_version is None else check_version(if_version)
-        data = DEFAULT_CODEC.encode(state)
+        data = self._encode(session_id, state)
         if version is None:
             await self._write(session_id, data, seconds)
         elif not await self._write_if(session_id, data, seconds, version):
@@ -181,7 +195,12 @@ class EncodedSessionStore(SessionStore):
             data = await self._read(session_id)
         else:
             data = await self._read_and_touch(session_id, seconds)
-        return None if data is None else DEFAULT_CODEC.decode(data)
+        if data is None:
+            return None
+        state = self._decode(session_id, data)
+        if self.encryption is not None and not self.encryption.is_current(data):
+            await protection.reseal_quietly(self, session_id, data)
+        return state
 
     async def delete(self, session_id: str, *, if_version: str | None = None) -> None:
         """Remove the session if it exists; see `SessionStore.delete`.
@@ -207,7 +226,7 @@ class EncodedSessionStore(SessionStore):
         The version is derived from the stored bytes, so the value itself stays plain JSON.
         """
         data = await self._read(check_session_id(session_id))
-        state = None if data is None else DEFAULT_CODEC.decode(data)
+        state = None if data is None else self._decode(session_id, data)
         return VersionedState(state, version_of(data))
 
     async def update(
@@ -244,14 +263,14 @@ class EncodedSessionStore(SessionStore):
             previous = await self._read(session_id)
         conflicts = 0
         while True:
-            result = fn(None if previous is None else DEFAULT_CODEC.decode(previous))
+            result = fn(None if previous is None else self._decode(session_id, previous))
             new_state = await result if inspect.isawaitable(result) else result
             if new_state is None:
                 if previous is None:
                     return None
                 new_data, copy = None, None
             else:
-                new_data, copy = DEFAULT_CODEC.encode_with_copy(new_state)
+                new_data, copy = self._encode_with_copy(session_id, new_state)
             swapped, current = await self._swap(session_id, previous, new_data, seconds)
             if swapped:
                 return copy
@@ -317,7 +336,7 @@ class EncodedSessionStore(SessionStore):
         ids = check_ids(session_ids)
         found = await self._read_many(ids) if ids else []
         return {
-            session_id: None if data is None else DEFAULT_CODEC.decode(data)
+            session_id: None if data is None else self._decode(session_id, data)
             for session_id, data in zip(ids, found, strict=True)
         }
 
@@ -339,7 +358,8 @@ class EncodedSessionStore(SessionStore):
         """
         seconds = self._ttl_or_default(ttl)
         items = [
-            (check_session_id(session_id), DEFAULT_CODEC.encode(state))
+            # Left to right: the id is checked before it is bound into the sealed value.
+            (check_session_id(session_id), self._encode(session_id, state))
             for session_id, state in check_states(states).items()
         ]
         if items:
@@ -397,6 +417,69 @@ class EncodedSessionStore(SessionStore):
         """
         return await self._clear()
 
+    async def rotate_keys(
+        self,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[protection.RotationReport], object] | None = None,
+    ) -> protection.RotationReport:
+        """Seal every session that is not under the current key again, keeping its TTL.
+
+        Walks the store in batches (as `iter_ids`); each session is sealed again with a
+        compare-and-set, so a concurrent write wins and is never lost (it is sealed under the
+        current key anyway). Safe to interrupt and to run again. When `key_usage()` shows no
+        session under an old key, that key can leave the keyring. In migration mode
+        (`migrate_plaintext=True`) plaintext sessions are sealed too.
+
+        Args:
+            batch_size: Sessions read per round trip.
+            progress: Called with the report after each batch.
+
+        Returns:
+            What was done: sessions scanned, sealed again, already current, vanished,
+            unreadable (left in place) and conflicts met.
+
+        Raises:
+            InvalidArgumentError: The store has no encryption, or `batch_size` is not >= 1.
+            VersionConflictError: One session changed 16 times in a row under it; run again.
+        """
+        return await protection.rotate_keys(self, batch_size=batch_size, progress=progress)
+
+    async def key_usage(self) -> dict[str | None, int]:
+        """Count this store's sessions under each key id (`None`: not encrypted).
+
+        A walk of the store, O(sessions). An old key whose id is absent here can be retired.
+        """
+        return await protection.key_usage(self)
+
+    async def rotate_id(self, old_id: str, new_id: str) -> bool:
+        """Move a session to a new id, keeping its state and remaining TTL.
+
+        The defence against session fixation: call it when a user logs in. The old id is gone
+        afterwards. Atomic on the memory store and standalone Redis (one script); on Cluster,
+        where the two keys may live on different nodes, it creates `new_id` only if absent,
+        then deletes `old_id` only if unchanged, taking `new_id` back if not: a concurrent
+        write to `old_id` is never lost (it lands before the move, which then fails with
+        `VersionConflictError`, or after it, as a new session under `old_id`), and a crash
+        between the steps leaves the session under both ids, never under none.
+
+        Returns:
+            True if moved, False if `old_id` holds no session (nothing changed).
+
+        Raises:
+            InvalidSessionIdError: An id is not valid.
+            InvalidArgumentError: The ids are the same.
+            SessionExistsError: `new_id` holds a session; nothing changed.
+            VersionConflictError: The session changed during the move; nothing moved.
+        """
+        check_session_id(old_id)
+        check_session_id(new_id)
+        if old_id == new_id:
+            raise InvalidArgumentError(
+                "rotate_id needs a new_id different from old_id; pass a fresh random id"
+            )
+        return await protection.rotate_id(self, old_id, new_id)
+
     async def ping(self) -> dict[str, Any]:
         """Check that the store can serve, for a readiness probe.
 
@@ -413,6 +496,33 @@ class EncodedSessionStore(SessionStore):
 
     def _ttl_or_default(self, ttl: TTL | None) -> int:
         return self._default_ttl if ttl is None else ttl_seconds(ttl)
+
+    # States to stored bytes and back: the codec, then the size limit, then encryption.
+
+    def _binding(self) -> str:
+        """The store's name in each sealed value (the Redis prefix), so values cannot move."""
+        return ""
+
+    def _encode(self, session_id: str, state: Mapping[str, Any]) -> bytes:
+        data = DEFAULT_CODEC.encode(state)
+        check_state_size(data, state, self.max_state_bytes)
+        if self.encryption is None:
+            return data
+        return self.encryption.seal(data, self._binding(), session_id)
+
+    def _encode_with_copy(
+        self, session_id: str, state: Mapping[str, Any]
+    ) -> tuple[bytes, SessionState]:
+        data, copy = DEFAULT_CODEC.encode_with_copy(state)
+        check_state_size(data, state, self.max_state_bytes)
+        if self.encryption is None:
+            return data, copy
+        return self.encryption.seal(data, self._binding(), session_id), copy
+
+    def _decode(self, session_id: str, data: bytes) -> SessionState:
+        if self.encryption is not None:
+            data = self.encryption.open(data, self._binding(), session_id)
+        return DEFAULT_CODEC.decode(data)
 
     # The byte-level primitives. The first four are all a backend must implement; the others
     # raise NotImplementedError until a backend provides them.
@@ -466,6 +576,24 @@ class EncodedSessionStore(SessionStore):
         else:
             swapped = await self._write_if(session_id, data, ttl_seconds, version)
         return swapped, None if swapped else await self._read(session_id)
+
+    async def _replace(self, session_id: str, data: bytes, version: str) -> bool:
+        """Write `data` keeping the remaining TTL, only if the stored bytes have `version`.
+
+        The default reads the TTL first, so the TTL may come out up to a second longer;
+        backends override it with one atomic step. Never retried by the backend.
+        """
+        seconds = await self._remaining(session_id)
+        return seconds is not None and await self._write_if(session_id, data, seconds, version)
+
+    async def _move(self, old_id: str, new_id: str, data: bytes, version: str) -> str:
+        """Put `data` under `new_id` with `old_id`'s remaining TTL and remove `old_id`.
+
+        Only if `old_id` still has `version` and `new_id` is free. Returns `"moved"`,
+        `"missing"` (no `old_id`), `"exists"` (`new_id` taken) or `"changed"` (`old_id`
+        changed). The default works in compare-and-set steps (see `rotate_id`).
+        """
+        return await protection.move_with_compare_and_set(self, old_id, new_id, data, version)
 
     async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         """Return the bytes and renew the TTL, atomically."""

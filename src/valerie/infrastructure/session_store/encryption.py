@@ -288,6 +288,20 @@ class Encryption:
         return self.key_id_of(data) == self.current_key_id
 
 
+def check_encryption(value: object) -> Encryption | None:
+    """Return `value` if it is an `Encryption` or `None`.
+
+    Raises:
+        ConfigurationError: It is anything else (a key or a keyring given directly, say).
+    """
+    if value is None or isinstance(value, Encryption):
+        return value
+    raise ConfigurationError(
+        f"encryption must be an Encryption or None, got a {type(value).__name__}; pass e.g. "
+        "encryption=Encryption(Keyring.parse(keys)) or Encryption.from_environ()"
+    )
+
+
 def _header(key_id: str, nonce: bytes) -> bytes:
     encoded = key_id.encode("ascii")
     return MAGIC + bytes((FORMAT_VERSION, len(encoded))) + encoded + nonce

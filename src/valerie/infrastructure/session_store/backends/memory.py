@@ -11,6 +11,7 @@ from itertools import islice
 from typing import Any, Generic, TypeVar
 
 from ..base import DEFAULT_TTL_SECONDS, EncodedSessionStore
+from ..encryption import Encryption
 from ..errors import ConfigurationError
 from ..validation import TTL, describe
 from ..versions import version_of
@@ -91,6 +92,8 @@ class InMemorySessionStore(EncodedSessionStore):
         max_sessions: When set, saving a new session into a full store evicts the least
             recently used one (`save` and `load` count as use; `exists` does not).
         clock: Seconds on a monotonic clock; tests pass a fake one.
+        encryption: Seal every stored value (see `Encryption`).
+        max_state_bytes: Refuse, before writing, a state whose encoding is larger.
 
     Raises:
         ConfigurationError: `max_sessions` is not a positive int or None, or `clock` is not
@@ -114,8 +117,10 @@ class InMemorySessionStore(EncodedSessionStore):
         *,
         max_sessions: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        encryption: Encryption | None = None,
+        max_state_bytes: int | None = None,
     ) -> None:
-        super().__init__(default_ttl)
+        super().__init__(default_ttl, encryption=encryption, max_state_bytes=max_state_bytes)
         if max_sessions is not None and (type(max_sessions) is not int or max_sessions < 1):
             raise ConfigurationError(
                 f"max_sessions must be a positive int or None, got {describe(max_sessions)}; "
@@ -149,8 +154,10 @@ class InMemorySessionStore(EncodedSessionStore):
 
     def _put(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         now = self._clock()
+        self._put_until(session_id, data, now + ttl_seconds, now)
+
+    def _put_until(self, session_id: str, data: bytes, deadline: float, now: float) -> None:
         self._expiry.sweep(now)
-        deadline = now + ttl_seconds
         old = self._entries.get(session_id)
         # Copied to an exact-size object: orjson's bytes keep up to twice their length spare.
         self._entries[session_id] = (bytes(memoryview(data)), deadline)
@@ -211,6 +218,25 @@ class InMemorySessionStore(EncodedSessionStore):
             return False
         await self._remove(session_id)
         return True
+
+    async def _replace(self, session_id: str, data: bytes, version: str) -> bool:
+        entry = self._live_entry(session_id)
+        if entry is None or version_of(entry[0]) != version:
+            return False
+        self._entries[session_id] = (bytes(memoryview(data)), entry[1])
+        return True
+
+    async def _move(self, old_id: str, new_id: str, data: bytes, version: str) -> str:
+        entry = self._live_entry(old_id)
+        if entry is None:
+            return "missing"
+        if version_of(entry[0]) != version:
+            return "changed"
+        if self._live_entry(new_id) is not None:
+            return "exists"
+        await self._remove(old_id)
+        self._put_until(new_id, data, entry[1], self._clock())
+        return "moved"
 
     async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         entry = self._live_entry(session_id)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, cast
 
 from ...base import DEFAULT_TTL_SECONDS, EncodedSessionStore
+from ...encryption import Encryption
 from ...errors import (
     AccessDeniedError,
     BackendError,
@@ -80,6 +81,25 @@ if redis.sha1hex(current) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[1])
 return 1
 """
+_REPLACE = """
+local current = redis.call('GET', KEYS[1])
+if not current or redis.sha1hex(current) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+"""
+# rotate_id on one server: both keys in one script. Not on a cluster, where they may be on
+# different nodes (the base class moves in compare-and-set steps there).
+_MOVE = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 'missing' end
+if redis.sha1hex(current) ~= ARGV[1] then return 'changed' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
+local left = redis.call('PTTL', KEYS[1])
+if left <= 0 then return 'missing' end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', left)
+redis.call('DEL', KEYS[1])
+return 'moved'
+"""
 _ACQUIRE_LOCK = """
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -135,6 +155,9 @@ class RedisSessionStore(EncodedSessionStore):
             bytes) and is not counted among `update`'s attempts. 0 disables it.
         prefix: Starts every key of this store; stores with different prefixes never meet.
         default_ttl: The TTL used when `save` is called without one.
+        encryption: Seal every value with AES-256-GCM (see `Encryption`); without it a value
+            is the plain JSON any client can read.
+        max_state_bytes: Refuse, before writing, a state whose encoding is larger.
         timeout: Seconds a connection attempt or a command may take.
         retries: Further attempts after a connection error or timeout.
         max_connections: Connections this store opens at most; a call that finds them all
@@ -173,11 +196,13 @@ class RedisSessionStore(EncodedSessionStore):
         update_cache_size: int = 1024,
         min_replicas: int = 0,
         replica_timeout: float | None = None,
+        encryption: Encryption | None = None,
+        max_state_bytes: int | None = None,
     ) -> None:
         _require_redis()
         from . import topology as redis_topology
 
-        super().__init__(default_ttl)
+        super().__init__(default_ttl, encryption=encryption, max_state_bytes=max_state_bytes)
         self._target: RedisTarget | None = None
         self.redis_url: str | None = None
         if client is not None:
@@ -321,6 +346,21 @@ class RedisSessionStore(EncodedSessionStore):
             recent[session_id] = data
             if len(recent) > self.update_cache_size:
                 recent.popitem(last=False)
+
+    def _binding(self) -> str:
+        return self.prefix
+
+    async def _replace(self, session_id: str, data: bytes, version: str) -> bool:
+        self._recent.pop(session_id, None)
+        return bool(await self._script(_REPLACE, self.prefix + session_id, version, data))
+
+    async def _move(self, old_id: str, new_id: str, data: bytes, version: str) -> str:
+        self._recent.pop(old_id, None)
+        if self._connections_now().cluster:
+            return await super()._move(old_id, new_id, data, version)
+        keys = (self.prefix + old_id, self.prefix + new_id)
+        reply = await self._execute("EVAL", _MOVE, 2, *keys, version, data, retry=False, write=True)
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
 
     async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         data: bytes | None = await self._execute(
