@@ -45,7 +45,7 @@ async def test_the_raw_redis_value_contains_none_of_the_states_strings(
         raw = await client.get(redis_backend.prefix + "s1")
     finally:
         await client.aclose()
-    assert raw is not None
+    assert isinstance(raw, bytes)
     assert raw.startswith(b"vse\x01\x05key-a")
     for word in SECRETS:
         assert word.encode() not in raw
@@ -63,6 +63,7 @@ async def test_without_encryption_the_redis_value_stays_plain_json(
         raw = await client.get(redis_backend.prefix + "s1")
     finally:
         await client.aclose()
+    assert isinstance(raw, bytes)
     assert json.loads(raw) == STATE
 
 
