@@ -100,8 +100,8 @@ async def rotate_keys(
                 progress(report)
     if batch:
         await _rotate_batch(store, batch, report)
-    if progress is not None:
-        progress(report)
+        if progress is not None:
+            progress(report)
     return report
 
 
