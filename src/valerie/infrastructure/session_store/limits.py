@@ -60,7 +60,7 @@ def check_state_size(data: bytes, state: Mapping[str, Any], limit: int | None) -
     largest = largest_parts(state)
     parts = ", ".join(f"{path} is {_size(size)}" for path, size in largest[:_SHOWN])
     raise StateTooLargeError(
-        f"the state is {_size(len(data))} encoded, over max_state_bytes ({_size(limit)}); "
+        f"the state is {len(data):,} bytes encoded, over max_state_bytes ({limit:,}); "
         f"the largest parts: {parts or 'none (the state is empty)'}; nothing was written. "
         "Trim them (e.g. keep only the last messages of a history) or raise max_state_bytes",
         size=len(data),
