@@ -26,7 +26,7 @@ async def test_a_sealed_session_round_trips_and_its_stored_bytes_show_nothing(
     """What the backend holds contains none of the state's strings; load gives the state."""
     store = backend.open(encryption(KEY_A))
     await store.save("s1", STATE)
-    raw = await store._read("s1")
+    raw = await store.backend.read("s1")
     assert raw is not None
     for word in SECRETS:
         assert word.encode() not in raw
@@ -71,19 +71,19 @@ async def test_a_value_moved_to_another_id_fails_with_the_typed_error(backend: B
     """A sealed value copied under another id is refused there and never returned."""
     store = backend.open(encryption(KEY_A))
     await store.save("victim", STATE)
-    raw = await store._read("victim")
+    raw = await store.backend.read("victim")
     assert raw is not None
-    await store._write("attacker", raw, 60)
+    await store.backend.write("attacker", raw, 60)
     with pytest.raises(DecryptionError) as caught:
         await store.load("attacker")
     assert caught.value.reason == "tampered"
     assert isinstance(caught.value, CorruptedSessionError)
-    assert await store._read("attacker") == raw  # left in place
+    assert await store.backend.read("attacker") == raw  # left in place
     for call in (store.load_many(["attacker"]), store.load_versioned("attacker")):
         with pytest.raises(DecryptionError):
             await call
     with pytest.raises(DecryptionError):
-        await store.update("attacker", lambda state: state)
+        await store.update("attacker", lambda state: {"x": 1})
 
 
 async def test_a_value_moved_to_another_prefix_fails(redis_backend: Backend) -> None:
@@ -92,9 +92,9 @@ async def test_a_value_moved_to_another_prefix_fails(redis_backend: Backend) -> 
     mine = redis_backend.open(keys)
     theirs = redis_backend.open(keys, prefix=redis_backend.prefix + "other:")
     await mine.save("s1", STATE)
-    raw = await mine._read("s1")
+    raw = await mine.backend.read("s1")
     assert raw is not None
-    await theirs._write("s1", raw, 60)
+    await theirs.backend.write("s1", raw, 60)
     with pytest.raises(DecryptionError, match="copied from another session id or store"):
         await theirs.load("s1")
 
@@ -112,14 +112,14 @@ async def test_a_flipped_byte_fails(backend: Backend) -> None:
     """One bit changed in the stored value: refused, left in place."""
     store = backend.open(encryption(KEY_A))
     await store.save("s1", STATE)
-    raw = await store._read("s1")
+    raw = await store.backend.read("s1")
     assert raw is not None
     broken = bytearray(raw)
     broken[-20] ^= 0x40
-    await store._write("s1", bytes(broken), 60)
+    await store.backend.write("s1", bytes(broken), 60)
     with pytest.raises(DecryptionError):
         await store.load("s1")
-    assert await store._read("s1") == bytes(broken)
+    assert await store.backend.read("s1") == bytes(broken)
 
 
 async def test_plaintext_is_refused_outside_migration_mode(backend: Backend) -> None:
@@ -135,7 +135,7 @@ async def test_migration_mode_reads_plaintext_and_seals_it_on_read(backend: Back
     await backend.open(None).save("s1", STATE, ttl=500)
     store = backend.open(encryption(KEY_A, migrate=True))
     assert await store.load("s1") == STATE
-    raw = await store._read("s1")
+    raw = await store.backend.read("s1")
     assert raw is not None
     assert raw.startswith(b"vse")
     assert 495 <= (await store.ttl("s1") or 0) <= 500

@@ -80,11 +80,11 @@ async def test_no_failure_path_shows_a_key(
     await expect(lambda: backend.open(Encryption(Keyring([EncryptionKey("x", OTHER)]))).load("s"))
     await backend.open(None).save("p", {"a": 2})
     await expect(lambda: backend.open(good).load("p"))
-    raw = await store._read("s")
+    raw = await store.backend.read("s")
     assert raw is not None
-    await store._write("t", raw[:-1] + bytes([raw[-1] ^ 1]), 60)
+    await store.backend.write("t", raw[:-1] + bytes([raw[-1] ^ 1]), 60)
     await expect(lambda: backend.open(good).load("t"))
-    await expect(lambda: backend.open(good).update("t", lambda state: state))
+    await expect(lambda: backend.open(good).update("t", lambda state: {"x": 1}))
     await backend.open(good).rotate_keys()
     await backend.open(Encryption(Keyring([EncryptionKey("new", OTHER), key]))).load("s")
     texts += [record.getMessage() for record in caplog.records]

@@ -64,7 +64,7 @@ async def test_rotate_keys_leaves_unreadable_sessions_in_place_and_counts_them(
     await backend.open(None).save("plain", {"a": 2})
     report = await backend.open(encryption(KEY_B, KEY_A)).rotate_keys()
     assert (report.scanned, report.current, report.unreadable) == (2, 1, 1)
-    assert await store._read("plain") == b'{"a":2}'
+    assert await store.backend.read("plain") == b'{"a":2}'
 
 
 async def test_rotate_keys_under_concurrent_updates_keeps_every_update(backend: Backend) -> None:
@@ -129,9 +129,9 @@ async def test_a_moved_encrypted_session_is_bound_to_its_new_id(backend: Backend
     store = backend.open(encryption(KEY_A))
     await store.save("old", {"a": 1})
     await store.rotate_id("old", "new")
-    raw = await store._read("new")
+    raw = await store.backend.read("new")
     assert raw is not None
-    await store._write("old", raw, 60)
+    await store.backend.write("old", raw, 60)
     with pytest.raises(DecryptionError):
         await store.load("old")
 

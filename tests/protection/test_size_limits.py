@@ -7,6 +7,7 @@ import pytest
 from tests.protection.conftest import KEY_A, Backend, encryption
 from valerie.infrastructure import (
     ConfigurationError,
+    EncodedSessionStore,
     InvalidArgumentError,
     SerializationError,
     SessionStoreSettings,
@@ -87,6 +88,7 @@ def test_a_bad_limit_is_a_configuration_error(bad: object) -> None:
 async def test_the_environment_variable_sets_the_limit() -> None:
     """VALERIE_SESSION_MAX_BYTES reaches the store; a bad value names the variable."""
     store = get_session_store({"VALERIE_SESSION_MAX_BYTES": "50"})
+    assert isinstance(store, EncodedSessionStore)
     assert store.max_state_bytes == 50
     with pytest.raises(StateTooLargeError):
         await store.save("s1", {"t": "a" * 60})

@@ -288,6 +288,16 @@ class Encryption:
         return self.key_id_of(data) == self.current_key_id
 
 
+def binding_of(backend: object) -> str:
+    """The name of a backend's storage that every sealed value is bound to: its `prefix`.
+
+    A backend that shares storage with others under a namespace exposes it as a `str`
+    attribute `prefix` (the Redis backend does); otherwise values are bound to their id only.
+    """
+    prefix = getattr(backend, "prefix", "")
+    return prefix if isinstance(prefix, str) else ""
+
+
 def check_encryption(value: object) -> Encryption | None:
     """Return `value` if it is an `Encryption` or `None`.
 

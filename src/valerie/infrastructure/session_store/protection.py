@@ -1,4 +1,4 @@
-"""Key rotation and session id rotation, built on a store's byte-level primitives.
+"""Key rotation and session id rotation, built on the backend contract.
 
 Every write here is a compare-and-set against the bytes just read, so a concurrent writer
 always wins and nothing it wrote is lost; each step is safe to interrupt and to run again.
@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .backend import Capability, CompareAndSet, ExpiryControl, Relocation
 from .errors import (
     BackendError,
     DecryptionError,
@@ -22,7 +23,7 @@ from .errors import (
 from .versions import ABSENT, version_of
 
 if TYPE_CHECKING:
-    from .base import EncodedSessionStore
+    from .store import EncodedSessionStore
 
 _LOG = logging.getLogger("valerie.session_store")
 _RESEAL_ATTEMPTS = 16  # per session, against writers that keep changing it under rotate_keys
@@ -53,8 +54,10 @@ async def reseal_quietly(store: EncodedSessionStore, session_id: str, data: byte
     """Seal `data` again under the current key if it is unchanged; a failure is not an error.
 
     Used by reads: the read already succeeded, and a write that does not land now is done by
-    the next read or by `rotate_keys()`.
+    the next read or by `rotate_keys()`. A backend that cannot compare-and-set is left as is.
     """
+    if not {Capability.RELOCATION, Capability.COMPARE_AND_SET} & store.capabilities:
+        return
     try:
         await reseal(store, session_id, data)
     except (BackendError, DecryptionError) as error:
@@ -68,9 +71,14 @@ async def reseal(store: EncodedSessionStore, session_id: str, data: bytes) -> bo
     """
     encryption = store.encryption
     assert encryption is not None
-    plain = encryption.open(data, store._binding(), session_id)
-    sealed = encryption.seal(plain, store._binding(), session_id)
-    return await store._replace(session_id, sealed, version_of(data))
+    plain = encryption.open(data, store._binding, session_id)
+    sealed = encryption.seal(plain, store._binding, session_id)
+    backend = store.backend
+    if isinstance(backend, Relocation):
+        return await backend.replace(session_id, sealed, version_of(data))
+    cas = store._need_cas("rotate_keys")
+    seconds = await _expiry(store, "rotate_keys").remaining(session_id)
+    return seconds is not None and await cas.write_if(session_id, sealed, seconds, version_of(data))
 
 
 async def rotate_keys(
@@ -79,9 +87,8 @@ async def rotate_keys(
     batch_size: int = 100,
     progress: Callable[[RotationReport], object] | None = None,
 ) -> RotationReport:
-    """Seal every session not under the current key again; see `EncodedSessionStore.rotate_keys`."""
-    encryption = store.encryption
-    if encryption is None:
+    """Seal every session not under the current key again; see `EncodedSessionStore`."""
+    if store.encryption is None:
         raise InvalidArgumentError(
             "rotate_keys() needs a store with encryption; open the store with encryption=..."
         )
@@ -89,9 +96,12 @@ async def rotate_keys(
         raise InvalidArgumentError(
             f"batch_size must be an int >= 1, got {type(batch_size).__name__}; e.g. 100"
         )
+    scans = store._need_scans("rotate_keys")
+    if not isinstance(store.backend, Relocation):
+        store._need_cas("rotate_keys")
     report = RotationReport()
     batch: list[str] = []
-    async for session_id in store._scan():
+    async for session_id in scans.scan():
         batch.append(session_id)
         if len(batch) == batch_size:
             await _rotate_batch(store, batch, report)
@@ -108,7 +118,7 @@ async def rotate_keys(
 async def _rotate_batch(store: EncodedSessionStore, ids: list[str], report: RotationReport) -> None:
     encryption = store.encryption
     assert encryption is not None
-    for session_id, found in zip(ids, await store._read_many(ids), strict=True):
+    for session_id, found in zip(ids, await _read_many(store, ids), strict=True):
         report.scanned += 1
         data = found
         for _ in range(_RESEAL_ATTEMPTS):
@@ -126,7 +136,7 @@ async def _rotate_batch(store: EncodedSessionStore, ids: list[str], report: Rota
                 report.unreadable += 1
                 break
             report.conflicts += 1
-            data = await store._read(session_id)
+            data = await store.backend.read(session_id)
         else:
             raise VersionConflictError(
                 f"rotate_keys met {_RESEAL_ATTEMPTS} concurrent changes of one session in a "
@@ -135,17 +145,17 @@ async def _rotate_batch(store: EncodedSessionStore, ids: list[str], report: Rota
 
 
 async def key_usage(store: EncodedSessionStore) -> dict[str | None, int]:
-    """Count the sessions under each key id (`None`: plaintext); see the store's method."""
+    """Count the sessions under each key id (`None`: plaintext); see `EncodedSessionStore`."""
     encryption = store.encryption
     counts: Counter[str | None] = Counter()
     batch: list[str] = []
 
     async def tally() -> None:
-        for data in await store._read_many(batch):
+        for data in await _read_many(store, batch):
             if data is not None:
                 counts[None if encryption is None else encryption.key_id_of(data)] += 1
 
-    async for session_id in store._scan():
+    async for session_id in store._need_scans("key_usage").scan():
         batch.append(session_id)
         if len(batch) == 100:
             await tally()
@@ -157,15 +167,23 @@ async def key_usage(store: EncodedSessionStore) -> dict[str | None, int]:
 
 async def rotate_id(store: EncodedSessionStore, old_id: str, new_id: str) -> bool:
     """Move a session to a new id; see `EncodedSessionStore.rotate_id`."""
-    data = await store._read(old_id)
+    backend = store.backend
+    if not isinstance(backend, Relocation):
+        store._need_cas("rotate_id")
+        _expiry(store, "rotate_id")
+    data = await backend.read(old_id)
     if data is None:
         return False
     moved = data
     if store.encryption is not None:
         # A sealed value is bound to its id: it is opened under the old one, sealed for the new.
-        plain = store.encryption.open(data, store._binding(), old_id)
-        moved = store.encryption.seal(plain, store._binding(), new_id)
-    outcome = await store._move(old_id, new_id, moved, version_of(data))
+        plain = store.encryption.open(data, store._binding, old_id)
+        moved = store.encryption.seal(plain, store._binding, new_id)
+    outcome = "unsupported"
+    if isinstance(backend, Relocation):
+        outcome = await backend.move(old_id, new_id, moved, version_of(data))
+    if outcome == "unsupported":
+        outcome = await _move_in_steps(store, old_id, new_id, moved, version_of(data))
     if outcome == "exists":
         raise SessionExistsError(
             "rotate_id refused to overwrite new_id, which holds a session; nothing changed. "
@@ -179,22 +197,34 @@ async def rotate_id(store: EncodedSessionStore, old_id: str, new_id: str) -> boo
     return outcome == "moved"
 
 
-async def move_with_compare_and_set(
+async def _move_in_steps(
     store: EncodedSessionStore, old_id: str, new_id: str, data: bytes, version: str
 ) -> str:
-    """Move in steps, for backends with no atomic move (the keys may be on different nodes).
+    """Move with compare-and-set steps, where the two ids may be on different nodes.
 
     Creates `new_id` only if absent, then deletes `old_id` only if still unchanged; if that
     fails, `new_id` is taken back. No write is lost: a write to `old_id` before the delete
     makes the move fail and stays; after it, it creates a new session under `old_id`. A crash
     between the two steps leaves the session under both ids, never under none.
     """
-    seconds = await store._remaining(old_id)
+    cas: CompareAndSet = store._need_cas("rotate_id")
+    seconds = await _expiry(store, "rotate_id").remaining(old_id)
     if seconds is None:
         return "missing"
-    if not await store._write_if(new_id, data, seconds, ABSENT):
+    if not await cas.write_if(new_id, data, seconds, ABSENT):
         return "exists"
-    if await store._remove_if(old_id, version):
+    if await cas.remove_if(old_id, version):
         return "moved"
-    await store._remove_if(new_id, version_of(data))
+    await cas.remove_if(new_id, version_of(data))
     return "changed"
+
+
+def _expiry(store: EncodedSessionStore, method: str) -> ExpiryControl:
+    return store._need_expiry(method)
+
+
+async def _read_many(store: EncodedSessionStore, ids: list[str]) -> list[bytes | None]:
+    batches = store._batches
+    if batches is not None:
+        return await batches.read_many(ids)
+    return [await store.backend.read(session_id) for session_id in ids]
