@@ -24,6 +24,7 @@ from .backend import (
     CompareAndSet,
     ExpiryControl,
     Leases,
+    Owners,
     Scans,
     capabilities_of,
 )
@@ -39,6 +40,7 @@ from .errors import (
 from .instrumentation import Description, Instrumentation, Observer, Outcome
 from .lease import Lease
 from .limits import check_max_state_bytes, check_state_size
+from .owners import Owning, check_owner
 from .protection import RotationReport
 from .transforms import Transform
 from .validation import (
@@ -174,28 +176,49 @@ class EncodedSessionStore(SessionStore):
         ttl: TTL | None = None,
         *,
         if_version: str | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Store `state` under `session_id`; see `SessionStore.save`."""
-        call = self._save(session_id, state, ttl, if_version)
+        """Store `state` under `session_id`; see `SessionStore.save`.
+
+        Args:
+            session_id: The conversation's id.
+            state: A JSON object as a `dict`.
+            ttl: Seconds or a `timedelta`; `None` means the store's default TTL.
+            if_version: Write only if the session still has this version.
+            owner: The user the session belongs to (see `sessions_of`, `erase_owner`).
+        """
+        call = self._save(session_id, state, ttl, if_version, owner)
         if self._instrumentation is None:
             await call
         else:
             await self._instrumentation.observe("save", call, _written)
 
     async def _save(
-        self, session_id: str, state: Mapping[str, Any], ttl: TTL | None, if_version: str | None
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        ttl: TTL | None,
+        if_version: str | None,
+        owner: str | None,
     ) -> int:
         check_session_id(session_id)
         seconds = self._ttl_or_default(ttl)
+        owning = self._owning("save(owner=...)", owner)
         if if_version is None:
             data = self._encode(session_id, state)
+            if owning is not None:
+                await owning.before(session_id, seconds)
             await self._backend.write(session_id, data, seconds)
-            return len(data)
-        cas = self._need_cas("save(if_version=...)")
-        version = check_version(if_version)
-        data = self._encode(session_id, state)
-        if not await cas.write_if(session_id, data, seconds, version):
-            raise _conflict()
+        else:
+            cas = self._need_cas("save(if_version=...)")
+            version = check_version(if_version)
+            data = self._encode(session_id, state)
+            if owning is not None:
+                await owning.before(session_id, seconds)
+            if not await cas.write_if(session_id, data, seconds, version):
+                raise _conflict()
+        if owning is not None:
+            await owning.after(session_id, seconds)
         return len(data)
 
     async def load(
@@ -274,15 +297,19 @@ class EncodedSessionStore(SessionStore):
         ttl: TTL | None = None,
         *,
         attempts: int = 64,
+        owner: str | None = None,
     ) -> SessionState | None:
-        """Apply `fn` to the session atomically; see `SessionStore.update`."""
-        call = self._update(session_id, fn, ttl, attempts)
+        """Apply `fn` to the session atomically; see `SessionStore.update`.
+
+        `owner` records the user the session belongs to (see `sessions_of`).
+        """
+        call = self._update(session_id, fn, ttl, attempts, owner)
         if self._instrumentation is None:
             return (await call)[0]
         return (await self._instrumentation.observe("update", call, _updated))[0]
 
     async def _update(
-        self, session_id: str, fn: Updater, ttl: TTL | None, attempts: int
+        self, session_id: str, fn: Updater, ttl: TTL | None, attempts: int, owner: str | None
     ) -> tuple[SessionState | None, int, int]:
         """Return the new state, the bytes written and the attempts it took."""
         check_session_id(session_id)
@@ -290,6 +317,17 @@ class EncodedSessionStore(SessionStore):
         check_updater(fn)
         check_attempts(attempts)
         cas = self._need_cas("update")
+        owning = self._owning("update(owner=...)", owner)
+        if owning is None:
+            return await self._update_loop(cas, session_id, fn, seconds, attempts)
+        await owning.before(session_id, seconds)
+        result = await self._update_loop(cas, session_id, fn, seconds, attempts)
+        await owning.after(session_id, seconds)
+        return result
+
+    async def _update_loop(
+        self, cas: CompareAndSet, session_id: str, fn: Updater, seconds: int, attempts: int
+    ) -> tuple[SessionState | None, int, int]:
         previous = cas.last_seen(session_id)
         guessed = previous is not None
         if not guessed:
@@ -396,24 +434,35 @@ class EncodedSessionStore(SessionStore):
         return states, sum(len(data) for data in found if data is not None)
 
     async def save_many(
-        self, states: Mapping[str, Mapping[str, Any]], ttl: TTL | None = None
+        self,
+        states: Mapping[str, Mapping[str, Any]],
+        ttl: TTL | None = None,
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Store many sessions; see `SessionStore.save_many`."""
-        call = self._save_many(states, ttl)
+        """Store many sessions; see `SessionStore.save_many`.
+
+        `owner` records the user every session of the batch belongs to (see `sessions_of`).
+        """
+        call = self._save_many(states, ttl, owner)
         if self._instrumentation is None:
             await call
         else:
             await self._instrumentation.observe("save_many", call, _written_many)
 
     async def _save_many(
-        self, states: Mapping[str, Mapping[str, Any]], ttl: TTL | None
+        self, states: Mapping[str, Mapping[str, Any]], ttl: TTL | None, owner: str | None
     ) -> tuple[int, int]:
         seconds = self._ttl_or_default(ttl)
+        owning = self._owning("save_many(owner=...)", owner)
         items = [
             # Left to right: the id is checked before it is bound into a sealed value.
             (check_session_id(session_id), self._encode(session_id, state))
             for session_id, state in check_states(states).items()
         ]
+        if owning is not None:
+            for session_id, _ in items:
+                await owning.before(session_id, seconds)
         if not items:
             pass
         elif self._batches is not None:
@@ -421,6 +470,9 @@ class EncodedSessionStore(SessionStore):
         else:
             for session_id, data in items:
                 await self._backend.write(session_id, data, seconds)
+        if owning is not None:
+            for session_id, _ in items:
+                await owning.after(session_id, seconds)
         return sum(len(data) for _, data in items), len(items)
 
     async def delete_many(self, session_ids: Iterable[str]) -> None:
@@ -545,7 +597,34 @@ class EncodedSessionStore(SessionStore):
         """
         return await protection.key_usage(self)
 
-    async def rotate_id(self, old_id: str, new_id: str) -> bool:
+    async def sessions_of(self, owner: str) -> list[str]:
+        """Return the ids of the live sessions written with `owner=owner`.
+
+        Reads only that owner's index (no scan of the store); entries of sessions that expired
+        or were deleted are dropped from the index on the way, once their TTL has passed.
+
+        Raises:
+            InvalidArgumentError: `owner` is not a valid owner (rules of a session id).
+            UnsupportedCapabilityError: The backend keeps no owner index.
+        """
+        check_owner(owner)
+        return await self._need_owners("sessions_of").owned(owner)
+
+    async def erase_owner(self, owner: str) -> list[str]:
+        """Delete every session of `owner` (the right to erasure); return the ids deleted.
+
+        Reads only that owner's index; each session is deleted, then its index entry. A
+        session written for the owner while the erasure runs may survive it (it is then
+        still in the index); run it again once the user's sessions have stopped.
+
+        Raises:
+            InvalidArgumentError: `owner` is not a valid owner.
+            UnsupportedCapabilityError: The backend keeps no owner index.
+        """
+        check_owner(owner)
+        return await self._need_owners("erase_owner").erase_owned(owner)
+
+    async def rotate_id(self, old_id: str, new_id: str, *, owner: str | None = None) -> bool:
         """Move a session to a new id, keeping its state and remaining TTL.
 
         The defence against session fixation: call it when a user logs in. The old id is gone
@@ -555,6 +634,12 @@ class EncodedSessionStore(SessionStore):
         write to `old_id` is never lost (it lands before the move, which then fails with
         `VersionConflictError`, or after it, as a new session under `old_id`), and a crash
         between the steps leaves the session under both ids, never under none.
+
+        Args:
+            old_id: The session's id now.
+            new_id: Its new id, unused.
+            owner: Index `new_id` under this user (see `sessions_of`); the old id's entry
+                leaves the index by itself.
 
         Returns:
             True if moved, False if `old_id` holds no session (nothing changed).
@@ -572,7 +657,16 @@ class EncodedSessionStore(SessionStore):
             raise InvalidArgumentError(
                 "rotate_id needs a new_id different from old_id; pass a fresh random id"
             )
-        return await protection.rotate_id(self, old_id, new_id)
+        owning = self._owning("rotate_id(owner=...)", owner)
+        if owning is None:
+            return await protection.rotate_id(self, old_id, new_id)
+        seconds = await self._need_expiry("rotate_id(owner=...)").remaining(old_id)
+        if seconds is None:
+            return False
+        await owning.before(new_id, seconds)
+        moved = await protection.rotate_id(self, old_id, new_id)
+        await owning.after(new_id, seconds)
+        return moved
 
     def _ttl_or_default(self, ttl: TTL | None) -> int:
         return self._default_ttl if ttl is None else ttl_seconds(ttl)
@@ -621,6 +715,19 @@ class EncodedSessionStore(SessionStore):
         if self._expiry is None:
             raise self._unsupported(method, Capability.EXPIRY)
         return self._expiry
+
+    def _owning(self, method: str, owner: str | None) -> Owning | None:
+        if owner is None:
+            return None
+        check_owner(owner)
+        if not isinstance(self._backend, Owners):
+            raise self._unsupported(method, Capability.OWNERS)
+        return Owning(self._backend, owner)
+
+    def _need_owners(self, method: str) -> Owners:
+        if not isinstance(self._backend, Owners):
+            raise self._unsupported(method, Capability.OWNERS)
+        return self._backend
 
     def _need_scans(self, method: str) -> Scans:
         if self._scans is None:

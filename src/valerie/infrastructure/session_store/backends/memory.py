@@ -10,7 +10,7 @@ from heapq import heappop, heappush
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
-from ..backend import CompareAndSet, ExpiryControl, Leases, Relocation, Scans
+from ..backend import CompareAndSet, ExpiryControl, Leases, Owners, Relocation, Scans
 from ..codec import Codec
 from ..contract import DEFAULT_TTL_SECONDS
 from ..encryption import Encryption
@@ -80,7 +80,7 @@ class _Deadlines(Generic[_Value]):
         self.heap.clear()
 
 
-class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation):
+class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation, Owners):
     """Sessions kept as bytes in a dict, with exact expiry and optional LRU eviction.
 
     Safe for any number of tasks on one event loop: no method awaits while it changes the
@@ -106,6 +106,7 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation):
         "_expiry",
         "_lock_expiry",
         "_locks",
+        "_owners",
         "_recency",
         "max_sessions",
     )
@@ -137,6 +138,9 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation):
         # Session id -> (holder's token, deadline); leases nobody released expire like sessions.
         self._locks: dict[str, _Held] = {}
         self._lock_expiry = _Deadlines(self._locks)
+        # Owner -> session id -> deadline, oldest first. No call awaits between indexing and
+        # writing a session, so here the index is exact: erasure takes it whole.
+        self._owners: dict[str, dict[str, float]] = {}
 
     async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         self._put(session_id, data, ttl_seconds)
@@ -292,7 +296,40 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation):
         count = sum(1 for _, deadline in self._entries.values() if deadline > now)
         self._expiry.clear()
         self._lock_expiry.clear()
+        self._owners.clear()
         return count
+
+    async def index_owner(self, owner: str, session_id: str, ttl_seconds: int) -> None:
+        now = self._clock()
+        entries = self._owners.setdefault(owner, {})
+        entries.pop(session_id, None)  # re-inserted last: the dict stays about deadline order
+        entries[session_id] = now + ttl_seconds
+        for other, deadline in list(islice(entries.items(), _SWEEP_BUDGET)):
+            if deadline <= now and self._live_entry(other) is None:
+                del entries[other]
+
+    async def confirm_owner(self, owner: str, session_id: str, ttl_seconds: int) -> None:
+        entries = self._owners.setdefault(owner, {})
+        if session_id not in entries:
+            entries[session_id] = self._clock() + ttl_seconds
+
+    async def owned(self, owner: str) -> list[str]:
+        entries = self._owners.get(owner)
+        if entries is None:
+            return []
+        live = [session_id for session_id in entries if self._live_entry(session_id)]
+        if live:
+            self._owners[owner] = {session_id: entries[session_id] for session_id in live}
+        else:
+            del self._owners[owner]
+        return live
+
+    async def erase_owned(self, owner: str) -> list[str]:
+        entries = self._owners.pop(owner, {})
+        erased = [session_id for session_id in entries if self._live_entry(session_id)]
+        for session_id in erased:
+            await self.remove(session_id)
+        return erased
 
     def _live_entry(self, session_id: str) -> _Entry | None:
         """Return the session's entry, dropping it instead if it has expired."""

@@ -12,7 +12,15 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, cast
 
-from ...backend import Batches, CompareAndSet, ExpiryControl, Leases, Relocation, Scans
+from ...backend import (
+    Batches,
+    CompareAndSet,
+    ExpiryControl,
+    Leases,
+    Owners,
+    Relocation,
+    Scans,
+)
 from ...errors import (
     AccessDeniedError,
     BackendError,
@@ -23,6 +31,7 @@ from ...errors import (
     ReplicationError,
 )
 from ...validation import check_prefix
+from .owners import RedisOwnerIndex
 from .urls import RedisTarget, mask_url, parse_redis_url
 
 if TYPE_CHECKING:
@@ -116,7 +125,7 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 
 
-class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocation):
+class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocation, Owners):
     """The Redis backend: sessions shared by every process that uses the same URL and prefix.
 
     A session is the string key `prefix + session_id` holding the state as compact UTF-8 JSON,
@@ -352,6 +361,18 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocat
         keys = (self.prefix + old_id, self.prefix + new_id)
         reply = await self._execute("EVAL", _MOVE, 2, *keys, version, data, retry=False, write=True)
         return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+    async def index_owner(self, owner: str, session_id: str, ttl_seconds: int) -> None:
+        await RedisOwnerIndex(self).index(owner, session_id, ttl_seconds)
+
+    async def confirm_owner(self, owner: str, session_id: str, ttl_seconds: int) -> None:
+        await RedisOwnerIndex(self).confirm(owner, session_id, ttl_seconds)
+
+    async def owned(self, owner: str) -> list[str]:
+        return await RedisOwnerIndex(self).owned(owner)
+
+    async def erase_owned(self, owner: str) -> list[str]:
+        return await RedisOwnerIndex(self).erase(owner)
 
     async def read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         data: bytes | None = await self._execute(
