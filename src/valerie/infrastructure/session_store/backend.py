@@ -227,16 +227,16 @@ class Owners(Backend):
     """
 
     @abstractmethod
-    async def index_owner(self, owner: str, session_id: str, ttl_seconds: int) -> None:
-        """Record `session_id` under `owner`, with a deadline `ttl_seconds` from now.
+    async def index_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        """Record each id under `owner`, with a deadline `ttl_seconds` from now.
 
         Idempotent. Also drops a few of the owner's entries whose deadline has passed and
         whose session is gone, so expired sessions leave the index without a scan.
         """
 
     @abstractmethod
-    async def confirm_owner(self, owner: str, session_id: str, ttl_seconds: int) -> None:
-        """After the write: record `session_id` under `owner` again if an erasure removed it."""
+    async def confirm_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        """After the write: record each id under `owner` again if an erasure removed it."""
 
     @abstractmethod
     async def owned(self, owner: str) -> list[str]:

@@ -49,10 +49,10 @@ class Owning:
         self.backend = backend
         self.owner = owner
 
-    async def before(self, session_id: str, ttl_seconds: int) -> None:
-        """Index `session_id` under the owner; call before writing it."""
-        await self.backend.index_owner(self.owner, session_id, ttl_seconds)
+    async def before(self, session_ids: list[str], ttl_seconds: int) -> None:
+        """Index the ids under the owner; call before writing them."""
+        await self.backend.index_owner(self.owner, session_ids, ttl_seconds)
 
-    async def after(self, session_id: str, ttl_seconds: int) -> None:
-        """Make sure the entry is there; call after writing."""
-        await self.backend.confirm_owner(self.owner, session_id, ttl_seconds)
+    async def after(self, session_ids: list[str], ttl_seconds: int) -> None:
+        """Make sure the entries are there; call after writing."""
+        await self.backend.confirm_owner(self.owner, session_ids, ttl_seconds)

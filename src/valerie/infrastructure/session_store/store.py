@@ -207,18 +207,18 @@ class EncodedSessionStore(SessionStore):
         if if_version is None:
             data = self._encode(session_id, state)
             if owning is not None:
-                await owning.before(session_id, seconds)
+                await owning.before([session_id], seconds)
             await self._backend.write(session_id, data, seconds)
         else:
             cas = self._need_cas("save(if_version=...)")
             version = check_version(if_version)
             data = self._encode(session_id, state)
             if owning is not None:
-                await owning.before(session_id, seconds)
+                await owning.before([session_id], seconds)
             if not await cas.write_if(session_id, data, seconds, version):
                 raise _conflict()
         if owning is not None:
-            await owning.after(session_id, seconds)
+            await owning.after([session_id], seconds)
         return len(data)
 
     async def load(
@@ -320,9 +320,9 @@ class EncodedSessionStore(SessionStore):
         owning = self._owning("update(owner=...)", owner)
         if owning is None:
             return await self._update_loop(cas, session_id, fn, seconds, attempts)
-        await owning.before(session_id, seconds)
+        await owning.before([session_id], seconds)
         result = await self._update_loop(cas, session_id, fn, seconds, attempts)
-        await owning.after(session_id, seconds)
+        await owning.after([session_id], seconds)
         return result
 
     async def _update_loop(
@@ -460,9 +460,8 @@ class EncodedSessionStore(SessionStore):
             (check_session_id(session_id), self._encode(session_id, state))
             for session_id, state in check_states(states).items()
         ]
-        if owning is not None:
-            for session_id, _ in items:
-                await owning.before(session_id, seconds)
+        if owning is not None and items:
+            await owning.before([session_id for session_id, _ in items], seconds)
         if not items:
             pass
         elif self._batches is not None:
@@ -470,9 +469,8 @@ class EncodedSessionStore(SessionStore):
         else:
             for session_id, data in items:
                 await self._backend.write(session_id, data, seconds)
-        if owning is not None:
-            for session_id, _ in items:
-                await owning.after(session_id, seconds)
+        if owning is not None and items:
+            await owning.after([session_id for session_id, _ in items], seconds)
         return sum(len(data) for _, data in items), len(items)
 
     async def delete_many(self, session_ids: Iterable[str]) -> None:
@@ -663,9 +661,9 @@ class EncodedSessionStore(SessionStore):
         seconds = await self._need_expiry("rotate_id(owner=...)").remaining(old_id)
         if seconds is None:
             return False
-        await owning.before(new_id, seconds)
+        await owning.before([new_id], seconds)
         moved = await protection.rotate_id(self, old_id, new_id)
-        await owning.after(new_id, seconds)
+        await owning.after([new_id], seconds)
         return moved
 
     def _ttl_or_default(self, ttl: TTL | None) -> int:

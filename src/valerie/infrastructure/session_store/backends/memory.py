@@ -299,19 +299,21 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation, Own
         self._owners.clear()
         return count
 
-    async def index_owner(self, owner: str, session_id: str, ttl_seconds: int) -> None:
+    async def index_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
         now = self._clock()
         entries = self._owners.setdefault(owner, {})
-        entries.pop(session_id, None)  # re-inserted last: the dict stays about deadline order
-        entries[session_id] = now + ttl_seconds
+        for session_id in session_ids:
+            entries.pop(session_id, None)  # re-inserted last: the dict stays in deadline order
+            entries[session_id] = now + ttl_seconds
         for other, deadline in list(islice(entries.items(), _SWEEP_BUDGET)):
             if deadline <= now and self._live_entry(other) is None:
                 del entries[other]
 
-    async def confirm_owner(self, owner: str, session_id: str, ttl_seconds: int) -> None:
+    async def confirm_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
         entries = self._owners.setdefault(owner, {})
-        if session_id not in entries:
-            entries[session_id] = self._clock() + ttl_seconds
+        for session_id in session_ids:
+            if session_id not in entries:
+                entries[session_id] = self._clock() + ttl_seconds
 
     async def owned(self, owner: str) -> list[str]:
         entries = self._owners.get(owner)

@@ -35,7 +35,7 @@ _BATCH = 1000
 _REMOVE_UNCHANGED = """
 local removed = 0
 for i = 1, #ARGV, 2 do
-    if redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    if tonumber(redis.call('ZSCORE', KEYS[1], ARGV[i])) == tonumber(ARGV[i + 1]) then
         removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
     end
 end
@@ -58,13 +58,14 @@ class RedisOwnerIndex:
     def _key(self, owner: str) -> str:
         return self._backend.prefix + OWNER_INFIX + owner
 
-    async def index(self, owner: str, session_id: str, ttl_seconds: int) -> None:
-        """ZADD the id, and prune up to a few stale entries found in the same round trip."""
+    async def index(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        """ZADD the ids, and prune up to a few stale entries found in the same round trip."""
         key = self._key(owner)
         now = _now_ms()
+        deadline = now + ttl_seconds * 1000
         _, stale = await self._backend._run(
             [
-                ("ZADD", key, now + ttl_seconds * 1000, session_id),
+                ("ZADD", key, *(item for sid in session_ids for item in (deadline, sid))),
                 (
                     "ZRANGEBYSCORE",
                     key,
@@ -81,12 +82,15 @@ class RedisOwnerIndex:
         if stale:
             await self._prune(key, _pairs(stale))
 
-    async def confirm(self, owner: str, session_id: str, ttl_seconds: int) -> None:
-        """Put the entry back if an erasure removed it while the session was being written."""
+    async def confirm(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        """Put entries back if an erasure removed them while the sessions were being written."""
         key = self._key(owner)
-        if await self._backend._execute("ZSCORE", key, session_id) is None:
+        scores = await self._backend._execute("ZMSCORE", key, *session_ids)
+        missing = [sid for sid, score in zip(session_ids, scores, strict=True) if score is None]
+        if missing:
+            deadline = _now_ms() + ttl_seconds * 1000
             await self._backend._execute(
-                "ZADD", key, _now_ms() + ttl_seconds * 1000, session_id, write=True
+                "ZADD", key, *(item for sid in missing for item in (deadline, sid)), write=True
             )
 
     async def owned(self, owner: str) -> list[str]:
@@ -94,7 +98,7 @@ class RedisOwnerIndex:
         key = self._key(owner)
         pairs = _pairs(await self._backend._execute("ZRANGE", key, 0, -1, "WITHSCORES"))
         live: list[str] = []
-        dead: list[tuple[bytes, bytes]] = []
+        dead: list[tuple[bytes, float]] = []
         for chunk in _chunks(pairs):
             found = await self._backend._run(
                 [("EXISTS", self._backend.prefix + member.decode()) for member, _ in chunk]
@@ -135,10 +139,10 @@ class RedisOwnerIndex:
                 )
         return erased
 
-    async def _prune(self, key: str, candidates: list[tuple[bytes, bytes]]) -> None:
+    async def _prune(self, key: str, candidates: list[tuple[bytes, float]]) -> None:
         """Remove the entries whose deadline is long past and whose session is gone."""
         limit = _now_ms() - GRACE_MS
-        old = [(member, score) for member, score in candidates if float(score) < limit]
+        old = [(member, score) for member, score in candidates if score < limit]
         if not old:
             return
         found = await self._backend._run(
@@ -148,16 +152,21 @@ class RedisOwnerIndex:
         if gone:
             await self._remove_unchanged(key, gone)
 
-    async def _remove_unchanged(self, key: str, pairs: list[tuple[bytes, bytes]]) -> None:
+    async def _remove_unchanged(self, key: str, pairs: list[tuple[bytes, float]]) -> None:
         if pairs:
             flat: list[Any] = [item for pair in pairs for item in pair]
             await self._backend._script(_REMOVE_UNCHANGED, key, *flat)
 
 
-def _pairs(reply: list[bytes]) -> list[tuple[bytes, bytes]]:
-    """Pair a `WITHSCORES` reply's members with their scores (as the server wrote them)."""
-    return [(reply[i], reply[i + 1]) for i in range(0, len(reply), 2)]
+def _pairs(reply: list[Any]) -> list[tuple[bytes, float]]:
+    """Pair a `WITHSCORES` reply's members with their scores.
+
+    RESP3 answers with [member, score] pairs, RESP2 with a flat list of strings.
+    """
+    if reply and isinstance(reply[0], list):
+        return [(member, float(score)) for member, score in reply]
+    return [(reply[i], float(reply[i + 1])) for i in range(0, len(reply), 2)]
 
 
-def _chunks(pairs: list[tuple[bytes, bytes]]) -> list[list[tuple[bytes, bytes]]]:
+def _chunks(pairs: list[tuple[bytes, float]]) -> list[list[tuple[bytes, float]]]:
     return [pairs[start : start + _BATCH] for start in range(0, len(pairs), _BATCH)]

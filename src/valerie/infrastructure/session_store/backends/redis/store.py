@@ -362,11 +362,11 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocat
         reply = await self._execute("EVAL", _MOVE, 2, *keys, version, data, retry=False, write=True)
         return reply.decode() if isinstance(reply, bytes) else str(reply)
 
-    async def index_owner(self, owner: str, session_id: str, ttl_seconds: int) -> None:
-        await RedisOwnerIndex(self).index(owner, session_id, ttl_seconds)
+    async def index_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        await RedisOwnerIndex(self).index(owner, session_ids, ttl_seconds)
 
-    async def confirm_owner(self, owner: str, session_id: str, ttl_seconds: int) -> None:
-        await RedisOwnerIndex(self).confirm(owner, session_id, ttl_seconds)
+    async def confirm_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        await RedisOwnerIndex(self).confirm(owner, session_ids, ttl_seconds)
 
     async def owned(self, owner: str) -> list[str]:
         return await RedisOwnerIndex(self).owned(owner)
