@@ -39,6 +39,9 @@ from valerie.infrastructure.session_store import (
     DELETE,
     Backend,
     Capability,
+    DecryptionError,
+    SessionExistsError,
+    StateTooLargeError,
     UnsupportedCapabilityError,
     UpdaterReturnedNoneError,
 )
@@ -272,6 +275,9 @@ ERRORS: list[tuple[type[Exception], tuple[type[Exception], ...]]] = [
     (MissingDependencyError, (ImportError,)),
     (UnsupportedCapabilityError, (NotImplementedError,)),
     (UpdaterReturnedNoneError, (InvalidArgumentError, TypeError, ValueError)),
+    (DecryptionError, (CorruptedSessionError, ValueError)),
+    (StateTooLargeError, (SerializationError, InvalidArgumentError, TypeError, ValueError)),
+    (SessionExistsError, (FileExistsError,)),
 ]
 
 

@@ -13,12 +13,14 @@ from .backends.redis import RedisBackend, RedisSessionStore
 from .codec import MAX_DEPTH, Codec, SessionState, StateCodec
 from .config import SessionStoreSettings, get_default_ttl, get_session_store
 from .contract import DELETE, SessionStore, Updater
+from .encryption import Encryption, EncryptionKey, Keyring
 from .errors import (
     AccessDeniedError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptedSessionError,
+    DecryptionError,
     InvalidArgumentError,
     InvalidSessionIdError,
     InvalidTTLError,
@@ -26,14 +28,17 @@ from .errors import (
     MissingDependencyError,
     ReplicationError,
     SerializationError,
+    SessionExistsError,
     SessionLockedError,
     SessionStoreError,
+    StateTooLargeError,
     UnsupportedCapabilityError,
     UpdaterReturnedNoneError,
     VersionConflictError,
 )
 from .instrumentation import ConnectionWaitEvent, Observer, OperationEvent, Outcome
 from .lease import Lease
+from .protection import RotationReport
 from .registry import registered_backends
 from .store import EncodedSessionStore
 from .transforms import Compression, Transform
@@ -55,11 +60,15 @@ __all__ = [
     "ConfigurationError",
     "ConnectionWaitEvent",
     "CorruptedSessionError",
+    "DecryptionError",
     "EncodedSessionStore",
+    "Encryption",
+    "EncryptionKey",
     "InMemorySessionStore",
     "InvalidArgumentError",
     "InvalidSessionIdError",
     "InvalidTTLError",
+    "Keyring",
     "Lease",
     "LockNotOwnedError",
     "MemoryBackend",
@@ -70,13 +79,16 @@ __all__ = [
     "RedisBackend",
     "RedisSessionStore",
     "ReplicationError",
+    "RotationReport",
     "SerializationError",
+    "SessionExistsError",
     "SessionLockedError",
     "SessionState",
     "SessionStore",
     "SessionStoreError",
     "SessionStoreSettings",
     "StateCodec",
+    "StateTooLargeError",
     "Transform",
     "UnsupportedCapabilityError",
     "Updater",
