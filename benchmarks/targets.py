@@ -25,7 +25,15 @@ from benchmarks.contestants import (
     VALERIE_REDIS,
 )
 from benchmarks.harness import Cell, Section, paired_ratios, task_count
-from benchmarks.scenarios import batches, cluster, memory, scaling, throughput, update
+from benchmarks.scenarios import (
+    batches,
+    cluster,
+    encryption,
+    memory,
+    scaling,
+    throughput,
+    update,
+)
 
 
 @dataclass(frozen=True)
@@ -313,4 +321,13 @@ ISSUE_13 = [
     ),
 ]
 
-TARGETS: list[Target] = [*SEED, *ISSUE_13]
+ISSUE_10 = _ratio_targets(
+    encryption.NAME,
+    (VALERIE_REDIS + encryption.ENCRYPTED, VALERIE_REDIS),
+    "Encrypted Redis store / plaintext (at most 15% slower)",
+    _cells(encryption.OPERATIONS, (64,)),
+    1 / 1.15,
+    "issue 10",
+)
+
+TARGETS: list[Target] = [*SEED, *ISSUE_13, *ISSUE_10]

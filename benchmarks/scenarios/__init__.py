@@ -5,13 +5,22 @@ A new benchmark is one module here (a `SCENARIO` whose `run` returns a `Section`
 """
 
 from benchmarks.harness import Scenario
-from benchmarks.scenarios import batches, cluster, memory, scaling, throughput, update
+from benchmarks.scenarios import (
+    batches,
+    cluster,
+    encryption,
+    memory,
+    scaling,
+    throughput,
+    update,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
         throughput.SCENARIO,
         update.SCENARIO,
+        encryption.SCENARIO,
         batches.SCENARIO,
         cluster.SCENARIO,
         scaling.SCENARIO,

@@ -14,6 +14,8 @@ from valerie.infrastructure import (
     DELETE,
     InMemorySessionStore,
     InvalidArgumentError,
+    Observer,
+    OperationEvent,
     SessionState,
 )
 from valerie.infrastructure.session_store.backends.redis.owners import GRACE_MS, OWNER_INFIX
@@ -178,3 +180,27 @@ async def test_erase_owner_removes_10000_sessions_among_100000_within_a_second(
     assert elapsed < 1.0, elapsed
     assert await store.count() == 100_000
     assert await store.sessions_of("target") == []
+
+
+async def test_observers_see_the_protection_operations() -> None:
+    """rotate_id, sessions_of, erase_owner, rotate_keys and key_usage each report one event."""
+    events: list[OperationEvent] = []
+
+    class Recorder(Observer):
+        def on_operation(self, event: OperationEvent) -> None:
+            events.append(event)
+
+    store = InMemorySessionStore(encryption=encryption(KEY_A), observers=[Recorder()])
+    await store.save_many({"a": {"x": 1}, "b": {"x": 2}}, owner="alice")
+    await store.rotate_id("a", "c", owner="alice")
+    await store.sessions_of("alice")
+    await store.rotate_keys()
+    await store.key_usage()
+    await store.erase_owner("alice")
+    assert [(e.operation, e.outcome, e.sessions) for e in events[1:]] == [
+        ("rotate_id", "hit", 1),
+        ("sessions_of", "ok", 2),
+        ("rotate_keys", "ok", 2),
+        ("key_usage", "ok", 2),
+        ("erase_owner", "ok", 2),
+    ]

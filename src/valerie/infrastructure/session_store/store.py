@@ -583,7 +583,10 @@ class EncodedSessionStore(SessionStore):
             UnsupportedCapabilityError: The backend has no scans or no compare-and-set.
             VersionConflictError: One session changed 16 times in a row under it; run again.
         """
-        return await protection.rotate_keys(self, batch_size=batch_size, progress=progress)
+        call = protection.rotate_keys(self, batch_size=batch_size, progress=progress)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("rotate_keys", call, _rotated)
 
     async def key_usage(self) -> dict[str | None, int]:
         """Count this store's sessions under each key id (`None`: not encrypted).
@@ -593,7 +596,10 @@ class EncodedSessionStore(SessionStore):
         Raises:
             UnsupportedCapabilityError: The backend has no scans.
         """
-        return await protection.key_usage(self)
+        call = protection.key_usage(self)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("key_usage", call, _tallied)
 
     async def sessions_of(self, owner: str) -> list[str]:
         """Return the ids of the live sessions written with `owner=owner`.
@@ -606,7 +612,10 @@ class EncodedSessionStore(SessionStore):
             UnsupportedCapabilityError: The backend keeps no owner index.
         """
         check_owner(owner)
-        return await self._need_owners("sessions_of").owned(owner)
+        call = self._need_owners("sessions_of").owned(owner)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("sessions_of", call, _listed)
 
     async def erase_owner(self, owner: str) -> list[str]:
         """Delete every session of `owner` (the right to erasure); return the ids deleted.
@@ -620,7 +629,10 @@ class EncodedSessionStore(SessionStore):
             UnsupportedCapabilityError: The backend keeps no owner index.
         """
         check_owner(owner)
-        return await self._need_owners("erase_owner").erase_owned(owner)
+        call = self._need_owners("erase_owner").erase_owned(owner)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("erase_owner", call, _listed)
 
     async def rotate_id(self, old_id: str, new_id: str, *, owner: str | None = None) -> bool:
         """Move a session to a new id, keeping its state and remaining TTL.
@@ -655,6 +667,12 @@ class EncodedSessionStore(SessionStore):
             raise InvalidArgumentError(
                 "rotate_id needs a new_id different from old_id; pass a fresh random id"
             )
+        call = self._rotate_id(old_id, new_id, owner)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("rotate_id", call, _found)
+
+    async def _rotate_id(self, old_id: str, new_id: str, owner: str | None) -> bool:
         owning = self._owning("rotate_id(owner=...)", owner)
         if owning is None:
             return await protection.rotate_id(self, old_id, new_id)
@@ -805,3 +823,15 @@ def _removed_many(count: int) -> Description:
 
 def _counted(count: int) -> Description:
     return Outcome.OK, 0, 1, count
+
+
+def _listed(ids: list[str]) -> Description:
+    return Outcome.OK, 0, 1, len(ids)
+
+
+def _rotated(report: RotationReport) -> Description:
+    return Outcome.OK, 0, 1, report.scanned
+
+
+def _tallied(counts: dict[str | None, int]) -> Description:
+    return Outcome.OK, 0, 1, sum(counts.values())
