@@ -9,7 +9,9 @@ from benchmarks.scenarios import (
     batches,
     cluster,
     encryption,
+    erasure,
     memory,
+    observers,
     scaling,
     throughput,
     update,
@@ -21,9 +23,11 @@ SCENARIOS: dict[str, Scenario] = {
         throughput.SCENARIO,
         update.SCENARIO,
         encryption.SCENARIO,
+        erasure.SCENARIO,
         batches.SCENARIO,
         cluster.SCENARIO,
         scaling.SCENARIO,
         memory.SCENARIO,
+        observers.SCENARIO,
     )
 }

@@ -163,23 +163,22 @@ async def test_no_live_session_is_ever_missing_from_its_owners_index(backend: Ba
     await check()
 
 
-async def test_erase_owner_removes_10000_sessions_among_100000_within_a_second(
+async def test_erase_owner_removes_10000_sessions_among_100000_exactly(
     redis_backend: Backend,
 ) -> None:
-    """On one Redis server: exactly the user's 10,000 sessions, in under a second."""
+    """On one Redis server: exactly the user's 10,000 sessions go, the 100,000 others stay
+    (how fast is the benchmark's `erasure` scenario)."""
     store = redis_backend.open(None)
     for other in range(100):
         await store.save_many(
             {f"u{other}-{j}": {"j": j} for j in range(1000)}, owner=f"user{other}"
         )
     await store.save_many({f"target-{j}": {"j": j} for j in range(10_000)}, owner="target")
-    started = time.perf_counter()
     erased = await store.erase_owner("target")
-    elapsed = time.perf_counter() - started
     assert sorted(erased) == sorted(f"target-{j}" for j in range(10_000))
-    assert elapsed < 1.0, elapsed
     assert await store.count() == 100_000
     assert await store.sessions_of("target") == []
+    assert len(await store.sessions_of("user7")) == 1000
 
 
 async def test_observers_see_the_protection_operations() -> None:

@@ -12,8 +12,9 @@ is the order of steps, not a transaction (see `backend.Owners`):
   there (`ZSCORE`) and puts it back if an erasure took it meanwhile;
 - pruning removes an entry only if its deadline passed more than `GRACE_MS` ago, its session is
   gone, and its score is still the one read (a write that indexed it again changed the score);
-- erasure deletes the sessions, removes their entries (only if unchanged), then puts back the
-  entry of any session that a concurrent write brought back.
+- erasure deletes each session and removes its entry (only if unchanged): on one server both
+  in one script; on a Cluster in steps, then it puts back the entry of any session that a
+  concurrent write brought back meanwhile.
 """
 
 from __future__ import annotations
@@ -40,6 +41,21 @@ for i = 1, #ARGV, 2 do
     end
 end
 return removed
+"""
+
+
+# Erasure on one server: each session and its entry go together, atomically, so a write that
+# lands later is the only way back, and its own check puts its entry back.
+_ERASE = """
+local erased = {}
+for i = 2, #KEYS do
+    local member, score = ARGV[2 * i - 3], ARGV[2 * i - 2]
+    if redis.call('DEL', KEYS[i]) == 1 then erased[#erased + 1] = member end
+    if tonumber(redis.call('ZSCORE', KEYS[1], member)) == tonumber(score) then
+        redis.call('ZREM', KEYS[1], member)
+    end
+end
+return erased
 """
 
 
@@ -118,6 +134,16 @@ class RedisOwnerIndex:
         prefix = self._backend.prefix
         pairs = _pairs(await self._backend._execute("ZRANGE", key, 0, -1, "WITHSCORES"))
         erased: list[str] = []
+        if not self._backend._connections_now().cluster:
+            for chunk in _chunks(pairs):
+                keys = [prefix + member.decode() for member, _ in chunk]
+                flat = [item for pair in chunk for item in pair]
+                gone = await self._backend._execute(
+                    "EVAL", _ERASE, 1 + len(keys), key, *keys, *flat, retry=False, write=True
+                )
+                erased += [member.decode() for member in gone]
+            return erased
+        # On a cluster the index and the sessions are on different nodes: in steps.
         for chunk in _chunks(pairs):
             ids = [member.decode() for member, _ in chunk]
             deleted = await self._backend._run(

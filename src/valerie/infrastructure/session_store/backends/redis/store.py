@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, cast
@@ -742,14 +743,20 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocat
             return
         # Every connection is busy: wait for one, but no longer than a command may take.
         # (asyncio.timeout, unlike wait_for, never swallows a cancellation.)
+        hook = self.connection_wait_hook  # observers attached: report the wait
+        started = time.perf_counter() if hook is not None else 0.0
         try:
             async with asyncio.timeout(self.timeout):
                 await slots.acquire()
         except TimeoutError:
+            if hook is not None:
+                hook(time.perf_counter() - started, True)
             raise BackendUnavailableError(
                 f"all {self.max_connections} connections to {self._where()} stayed busy for "
                 f"{self.timeout:g}s; raise max_connections, or check why the server is slow"
             ) from None
+        if hook is not None:
+            hook(time.perf_counter() - started, False)
 
     def _fail(
         self, error: Exception, command: tuple[Any, ...], *, once: bool = False, size: int = 0
