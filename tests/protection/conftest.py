@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.conftest import backend_url
-from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, RedisSessionStore
+from valerie.infrastructure import EncodedSessionStore, MemoryBackend, RedisSessionStore
 from valerie.infrastructure.session_store.encryption import Encryption, EncryptionKey, Keyring
 
 KEY_A = EncryptionKey("key-a", bytes(range(32)))
@@ -26,15 +26,14 @@ def encryption(*keys: EncryptionKey, migrate: bool = False) -> Encryption:
 class Backend:
     """Opens stores on one backend; on Redis they share the data when they share the prefix.
 
-    A memory store lives in one object, so "opening it again with other keys" hands back that
-    object with its `encryption` changed, which is what a restarted process with new keys sees.
+    On memory, every store opened is the store core over one shared `MemoryBackend`.
     """
 
     name: str
     url: str | None
     prefix: str = field(default_factory=lambda: f"test:{uuid.uuid4().hex}:")
     opened: list[EncodedSessionStore] = field(default_factory=list)
-    memory: InMemorySessionStore | None = None
+    memory: MemoryBackend = field(default_factory=MemoryBackend)
 
     def open(
         self,
@@ -44,13 +43,11 @@ class Backend:
         max_state_bytes: int | None = None,
     ) -> EncodedSessionStore:
         if self.url is None:
-            if self.memory is None:
-                self.memory = InMemorySessionStore(
-                    encryption=encryption, max_state_bytes=max_state_bytes
-                )
-            self.memory.encryption = encryption
-            self.memory.max_state_bytes = max_state_bytes
-            return self.memory
+            # Another store over the same memory: what a process restarted with other
+            # settings would see, were the memory to outlive it.
+            return EncodedSessionStore(
+                self.memory, encryption=encryption, max_state_bytes=max_state_bytes
+            )
         store = RedisSessionStore(
             self.url,
             prefix=self.prefix if prefix is None else prefix,

@@ -94,14 +94,14 @@ class EncodedSessionStore(SessionStore):
         "_decode",
         "_default_ttl",
         "_encode",
+        "_encryption",
         "_expiry",
         "_instrumentation",
         "_leases",
+        "_max_state_bytes",
         "_plain",
         "_scans",
         "_transforms",
-        "encryption",
-        "max_state_bytes",
     )
 
     def __init__(
@@ -131,8 +131,8 @@ class EncodedSessionStore(SessionStore):
         self._decode: Callable[[bytes], SessionState] = (
             self._transformed_decode if self._transforms else self._codec.decode
         )
-        self.encryption = check_encryption(encryption)
-        self.max_state_bytes = check_max_state_bytes(max_state_bytes)
+        self._encryption = check_encryption(encryption)
+        self._max_state_bytes = check_max_state_bytes(max_state_bytes)
         # Without encryption or a size limit, the bytes depend on the state alone: the hot
         # paths below use the bound codec directly.
         self._plain = encryption is None and max_state_bytes is None
@@ -169,6 +169,16 @@ class EncodedSessionStore(SessionStore):
     def codec(self) -> Codec:
         """The codec that turns states into bytes."""
         return self._codec
+
+    @property
+    def encryption(self) -> Encryption | None:
+        """How stored values are sealed, or `None` (fixed for the store's life)."""
+        return self._encryption
+
+    @property
+    def max_state_bytes(self) -> int | None:
+        """The largest encoded state this store writes, or `None` for no limit."""
+        return self._max_state_bytes
 
     @property
     def default_ttl(self) -> int:
