@@ -82,7 +82,13 @@ async def test_a_user_backend_subclassing_session_store_works() -> None:
             self.data: dict[str, dict[str, Any]] = {}
 
         async def save(
-            self, session_id: str, state: Any, ttl: Any = None, *, if_version: Any = None
+            self,
+            session_id: str,
+            state: Any,
+            ttl: Any = None,
+            *,
+            if_version: Any = None,
+            owner: Any = None,
         ) -> None:
             self.data[session_id] = dict(state)
 
