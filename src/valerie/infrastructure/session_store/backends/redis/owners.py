@@ -12,9 +12,9 @@ is the order of steps, not a transaction (see `backend.Owners`):
   there (`ZSCORE`) and puts it back if an erasure took it meanwhile;
 - pruning removes an entry only if its deadline passed more than `GRACE_MS` ago, its session is
   gone, and its score is still the one read (a write that indexed it again changed the score);
-- erasure deletes each session and removes its entry (only if unchanged): on one server both
-  in one script; on a Cluster in steps, then it puts back the entry of any session that a
-  concurrent write brought back meanwhile.
+- erasure deletes each session and removes its entry: on one server both in one script (a
+  write landing later puts its own entry back); on a Cluster in steps (the entry only if
+  unchanged), then it puts back the entry of any session a concurrent write brought back.
 """
 
 from __future__ import annotations
@@ -49,11 +49,8 @@ return removed
 _ERASE = """
 local erased = {}
 for i = 2, #KEYS do
-    local member, score = ARGV[2 * i - 3], ARGV[2 * i - 2]
-    if redis.call('DEL', KEYS[i]) == 1 then erased[#erased + 1] = member end
-    if tonumber(redis.call('ZSCORE', KEYS[1], member)) == tonumber(score) then
-        redis.call('ZREM', KEYS[1], member)
-    end
+    if redis.call('DEL', KEYS[i]) == 1 then erased[#erased + 1] = ARGV[i - 1] end
+    redis.call('ZREM', KEYS[1], ARGV[i - 1])
 end
 return erased
 """
@@ -132,17 +129,18 @@ class RedisOwnerIndex:
         """Delete the sessions and their entries; keep the entry of a session written again."""
         key = self._key(owner)
         prefix = self._backend.prefix
-        pairs = _pairs(await self._backend._execute("ZRANGE", key, 0, -1, "WITHSCORES"))
         erased: list[str] = []
         if not self._backend._connections_now().cluster:
-            for chunk in _chunks(pairs):
-                keys = [prefix + member.decode() for member, _ in chunk]
-                flat = [item for pair in chunk for item in pair]
+            members: list[bytes] = await self._backend._execute("ZRANGE", key, 0, -1)
+            for start in range(0, len(members), _BATCH):
+                batch = members[start : start + _BATCH]
+                keys = [prefix.encode() + member for member in batch]
                 gone = await self._backend._execute(
-                    "EVAL", _ERASE, 1 + len(keys), key, *keys, *flat, retry=False, write=True
+                    "EVAL", _ERASE, 1 + len(keys), key, *keys, *batch, retry=False, write=True
                 )
                 erased += [member.decode() for member in gone]
             return erased
+        pairs = _pairs(await self._backend._execute("ZRANGE", key, 0, -1, "WITHSCORES"))
         # On a cluster the index and the sessions are on different nodes: in steps.
         for chunk in _chunks(pairs):
             ids = [member.decode() for member, _ in chunk]
