@@ -13,10 +13,12 @@ import redis.asyncio as redis_py
 from tests.protection.conftest import KEY_A, Backend, encryption
 from valerie.infrastructure import (
     DELETE,
+    EncodedSessionStore,
     InMemorySessionStore,
     InvalidArgumentError,
     Observer,
     OperationEvent,
+    RedisBackend,
     SessionState,
     SessionStore,
     UnsupportedCapabilityError,
@@ -247,3 +249,26 @@ async def test_a_store_written_from_scratch_says_what_it_lacks() -> None:
         with pytest.raises(UnsupportedCapabilityError) as caught:
             await call
         assert caught.value.capability == capability
+
+
+async def test_an_erasure_between_indexing_and_writing_leaves_the_session_listed(
+    redis_backend: Backend,
+) -> None:
+    """The race the order of steps covers, forced: erase_owner runs after save(owner=) indexed
+    the id and before it wrote the session; the session written then is listed."""
+
+    class ErasingFirst(RedisBackend):
+        async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
+            assert await self.erase_owned("alice") == []  # the entry is there, no session yet
+            await super().write(session_id, data, ttl_seconds)
+
+    assert redis_backend.url is not None
+    backend = ErasingFirst(redis_backend.url, redis_backend.prefix)
+    store = EncodedSessionStore(backend)
+    try:
+        await store.save("a1", {"x": 1}, owner="alice")
+        assert await store.exists("a1")
+        assert await store.sessions_of("alice") == ["a1"]
+    finally:
+        await store.clear()
+        await store.close()
