@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import pytest
 import redis.asyncio as redis_py
 
+from tests.conftest import backend_url, skip_unless_every_deployment
 from tests.protection.conftest import KEY_A, KEY_B, Backend, encryption
-from valerie.infrastructure import ABSENT, CorruptedSessionError, SessionState
+from valerie.infrastructure import ABSENT, CorruptedSessionError, RedisSessionStore, SessionState
 from valerie.infrastructure.session_store.errors import DecryptionError
 
 STATE: SessionState = {
@@ -185,3 +187,25 @@ async def test_every_capability_keeps_working_over_ciphertext(backend: Backend) 
     await store.delete_many(["b1", "b2"])
     assert await store.exists("fresh")
     assert await store.clear() == 2
+
+
+@pytest.mark.parametrize("deployment", ["redis-tls", "redis-sentinel"])
+async def test_encryption_works_the_same_over_tls_and_sentinel(
+    request: pytest.FixtureRequest, deployment: str
+) -> None:
+    """Sealed values, updates, a moved value refused and rotate_id, on the other topologies."""
+    skip_unless_every_deployment(request)
+    url = backend_url(request, deployment)
+    prefix = f"test:{uuid.uuid4().hex}:"
+    async with RedisSessionStore(url, prefix, encryption=encryption(KEY_B, KEY_A)) as store:
+        await store.save("s1", STATE)
+        await store.update("s1", lambda state: {**(state or {}), "step": 2})
+        raw = await store.backend.read("s1")
+        assert raw is not None
+        assert b"Lovelace" not in raw
+        await store.backend.write("s2", raw, 60)
+        with pytest.raises(DecryptionError):
+            await store.load("s2")
+        assert await store.rotate_id("s1", "s3")
+        assert await store.load("s3") == {**STATE, "step": 2}
+        await store.clear()
