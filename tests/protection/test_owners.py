@@ -23,7 +23,8 @@ from valerie.infrastructure import (
     SessionStore,
     UnsupportedCapabilityError,
 )
-from valerie.infrastructure.session_store.backends.redis.owners import GRACE_MS, OWNER_INFIX
+from valerie.infrastructure.session_store.backends.redis.keys import OWNER_INFIX
+from valerie.infrastructure.session_store.backends.redis.owners import GRACE_MS
 
 
 def _bump(state: SessionState | None) -> SessionState:

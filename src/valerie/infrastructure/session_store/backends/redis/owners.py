@@ -1,8 +1,7 @@
 """The owner index on Redis: one sorted set per owner, beside the sessions.
 
-The key is `prefix + OWNER_INFIX + owner`; its members are session ids, scored with the
-deadline (Unix milliseconds) of the last write that named the owner. Ids and owners cannot
-hold control characters, so the key never equals a session or a lease key, and scans skip it.
+The key is `keys.owner_key(prefix, owner)`; its members are session ids, scored with the
+deadline (Unix milliseconds) of the last write that named the owner.
 
 Every command touches one key, so it works the same on one server and on a Cluster, where the
 index and the sessions live on different nodes. What keeps a live session in its owner's index
@@ -22,10 +21,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from .keys import owner_key, session_key
+
 if TYPE_CHECKING:
     from .store import RedisBackend
 
-OWNER_INFIX = "\x1fowner\x1f"
 GRACE_MS = 60_000
 """How long after its deadline an entry is kept at least: more than the clock skew between
 the hosts that index and prune, so that a prune never mistakes a fresh entry for a stale one."""
@@ -69,7 +69,7 @@ class RedisOwnerIndex:
         self._backend = backend
 
     def _key(self, owner: str) -> str:
-        return self._backend.prefix + OWNER_INFIX + owner
+        return owner_key(self._backend.prefix, owner)
 
     async def index(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
         """ZADD the ids, and prune up to a few stale entries found in the same round trip."""
@@ -114,7 +114,10 @@ class RedisOwnerIndex:
         dead: list[tuple[bytes, float]] = []
         for chunk in _chunks(pairs):
             found = await self._backend._run(
-                [("EXISTS", self._backend.prefix + member.decode()) for member, _ in chunk]
+                [
+                    ("EXISTS", session_key(self._backend.prefix, member.decode()))
+                    for member, _ in chunk
+                ]
             )
             for (member, score), exists in zip(chunk, found, strict=True):
                 if exists:
@@ -130,7 +133,7 @@ class RedisOwnerIndex:
         key = self._key(owner)
         prefix = self._backend.prefix
         erased: list[str] = []
-        if not self._backend._connections_now().cluster:
+        if not self._backend._on_cluster():
             members: list[bytes] = await self._backend._execute("ZRANGE", key, 0, -1)
             for start in range(0, len(members), _BATCH):
                 batch = members[start : start + _BATCH]
@@ -145,13 +148,15 @@ class RedisOwnerIndex:
         for chunk in _chunks(pairs):
             ids = [member.decode() for member, _ in chunk]
             deleted = await self._backend._run(
-                [("UNLINK", prefix + session_id) for session_id in ids], write=True
+                [("UNLINK", session_key(prefix, session_id)) for session_id in ids], write=True
             )
             erased += [session_id for session_id, done in zip(ids, deleted, strict=True) if done]
             await self._remove_unchanged(key, chunk)
             # A write that indexed before the ZRANGE and landed after the UNLINK is live now:
             # its entry goes back (the writer's own check covers a write landing later).
-            back = await self._backend._run([("PTTL", prefix + session_id) for session_id in ids])
+            back = await self._backend._run(
+                [("PTTL", session_key(prefix, session_id)) for session_id in ids]
+            )
             again = [
                 (session_id, left) for session_id, left in zip(ids, back, strict=True) if left > 0
             ]
@@ -170,7 +175,7 @@ class RedisOwnerIndex:
         if not old:
             return
         found = await self._backend._run(
-            [("EXISTS", self._backend.prefix + member.decode()) for member, _ in old]
+            [("EXISTS", session_key(self._backend.prefix, member.decode())) for member, _ in old]
         )
         gone = [pair for pair, exists in zip(old, found, strict=True) if not exists]
         if gone:
