@@ -9,12 +9,24 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.conftest import backend_url
-from valerie.infrastructure import EncodedSessionStore, MemoryBackend, RedisSessionStore
+from valerie.infrastructure import (
+    EncodedSessionStore,
+    MemoryBackend,
+    RedisSessionStore,
+    SessionState,
+)
 from valerie.infrastructure.session_store.encryption import Encryption, EncryptionKey, Keyring
 
 KEY_A = EncryptionKey("key-a", bytes(range(32)))
 KEY_B = EncryptionKey("key-b", bytes(range(64, 96)))
 PROTECTED_BACKENDS = ("memory", "redis", "redis-cluster")
+
+
+def bump(state: SessionState | None) -> SessionState:
+    """An update function: add 1 to the state's counter `n` (from 0 for a new session)."""
+    state = state or {"n": 0}
+    state["n"] += 1
+    return state
 
 
 def encryption(*keys: EncryptionKey, migrate: bool = False) -> Encryption:

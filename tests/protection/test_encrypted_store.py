@@ -35,19 +35,24 @@ async def test_a_sealed_session_round_trips_and_its_stored_bytes_show_nothing(
     assert await store.load("s1") == STATE
 
 
+async def _raw_value(backend: Backend, session_id: str) -> bytes:
+    """The value as another Redis client reads it: `GET prefix+id`."""
+    assert backend.url is not None
+    client = redis_py.Redis.from_url(backend.url)
+    try:
+        raw = await client.get(backend.prefix + session_id)
+    finally:
+        await client.aclose()
+    assert isinstance(raw, bytes)
+    return raw
+
+
 async def test_the_raw_redis_value_contains_none_of_the_states_strings(
     redis_backend: Backend,
 ) -> None:
     """Read by another client straight from Redis, the value shows nothing of the state."""
-    store = redis_backend.open(encryption(KEY_A))
-    await store.save("s1", STATE)
-    assert redis_backend.url is not None
-    client = redis_py.Redis.from_url(redis_backend.url)
-    try:
-        raw = await client.get(redis_backend.prefix + "s1")
-    finally:
-        await client.aclose()
-    assert isinstance(raw, bytes)
+    await redis_backend.open(encryption(KEY_A)).save("s1", STATE)
+    raw = await _raw_value(redis_backend, "s1")
     assert raw.startswith(b"vse\x01\x05key-a")
     for word in SECRETS:
         assert word.encode() not in raw
@@ -57,16 +62,8 @@ async def test_without_encryption_the_redis_value_stays_plain_json(
     redis_backend: Backend,
 ) -> None:
     """The contract: a Redis value is plain JSON unless encryption is turned on."""
-    store = redis_backend.open(None)
-    await store.save("s1", STATE)
-    assert redis_backend.url is not None
-    client = redis_py.Redis.from_url(redis_backend.url)
-    try:
-        raw = await client.get(redis_backend.prefix + "s1")
-    finally:
-        await client.aclose()
-    assert isinstance(raw, bytes)
-    assert json.loads(raw) == STATE
+    await redis_backend.open(None).save("s1", STATE)
+    assert json.loads(await _raw_value(redis_backend, "s1")) == STATE
 
 
 async def test_a_value_moved_to_another_id_fails_with_the_typed_error(backend: Backend) -> None:

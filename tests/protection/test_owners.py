@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as redis_py
 
-from tests.protection.conftest import KEY_A, Backend, encryption
+from tests.protection.conftest import KEY_A, Backend, bump, encryption
 from valerie.infrastructure import (
     DELETE,
     EncodedSessionStore,
@@ -19,18 +19,11 @@ from valerie.infrastructure import (
     Observer,
     OperationEvent,
     RedisBackend,
-    SessionState,
     SessionStore,
     UnsupportedCapabilityError,
 )
 from valerie.infrastructure.session_store.backends.redis.keys import OWNER_INFIX
 from valerie.infrastructure.session_store.backends.redis.owners import GRACE_MS
-
-
-def _bump(state: SessionState | None) -> SessionState:
-    state = state or {"n": 0}
-    state["n"] += 1
-    return state
 
 
 async def test_sessions_of_lists_an_owners_live_sessions_and_erase_deletes_exactly_them(
@@ -39,7 +32,7 @@ async def test_sessions_of_lists_an_owners_live_sessions_and_erase_deletes_exact
     """Each writing call records the owner; erasure deletes that owner's sessions only."""
     store = backend.open(encryption(KEY_A))
     await store.save("a1", {"x": 1}, owner="alice")
-    await store.update("a2", _bump, owner="alice")
+    await store.update("a2", bump, owner="alice")
     await store.save_many({"a3": {"x": 3}, "a4": {"x": 4}}, owner="alice")
     await store.save("b1", {"x": 1}, owner="bob")
     await store.save("anon", {"x": 1})
@@ -149,7 +142,7 @@ async def test_no_live_session_is_ever_missing_from_its_owners_index(backend: Ba
             elif action < 0.5:
                 await store.save(session_id, {"n": 0}, ttl=1, owner=owner)
             elif action < 0.7:
-                await store.update(session_id, _bump, owner=owner)
+                await store.update(session_id, bump, owner=owner)
             elif action < 0.85:
                 await store.delete(session_id)
             else:

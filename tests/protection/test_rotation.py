@@ -6,16 +6,10 @@ import asyncio
 
 import pytest
 
-from tests.protection.conftest import KEY_A, KEY_B, Backend, encryption
-from valerie.infrastructure import InvalidArgumentError, SessionState, VersionConflictError
+from tests.protection.conftest import KEY_A, KEY_B, Backend, bump, encryption
+from valerie.infrastructure import InvalidArgumentError, VersionConflictError
 from valerie.infrastructure.session_store.errors import DecryptionError, SessionExistsError
 from valerie.infrastructure.session_store.protection import RotationReport
-
-
-def _bump(state: SessionState | None) -> SessionState:
-    state = state or {"n": 0}
-    state["n"] += 1
-    return state
 
 
 async def test_rotate_keys_moves_every_session_to_the_new_key_and_keeps_ttls(
@@ -76,7 +70,7 @@ async def test_rotate_keys_under_concurrent_updates_keeps_every_update(backend: 
     async def writer() -> None:
         for _ in range(rounds):
             for i in range(sessions):
-                await store.update(f"s{i}", _bump)
+                await store.update(f"s{i}", bump)
 
     rotation = asyncio.create_task(store.rotate_keys(batch_size=10))
     await asyncio.gather(*(writer() for _ in range(4)))
@@ -147,7 +141,7 @@ async def test_rotate_id_under_concurrent_updates_loses_no_write(backend: Backen
 
     async def updater() -> None:
         for _ in range(updates):
-            await store.update("old", _bump)
+            await store.update("old", bump)
             await asyncio.sleep(0)
 
     async def mover() -> None:
