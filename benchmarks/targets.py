@@ -26,7 +26,17 @@ from benchmarks.contestants import (
     VALERIE_REDIS_UNPIPELINED,
 )
 from benchmarks.harness import Cell, Section, paired_ratios, task_count
-from benchmarks.scenarios import batches, cluster, memory, scaling, throughput, typed, update
+from benchmarks.scenarios import (
+    batches,
+    cluster,
+    encryption,
+    erasure,
+    memory,
+    scaling,
+    throughput,
+    typed,
+    update,
+)
 
 
 @dataclass(frozen=True)
@@ -325,4 +335,22 @@ ISSUE_9 = [
     for operation, _, alone in typed.PAIRS
 ]
 
-TARGETS: list[Target] = [*SEED, *ISSUE_13, *ISSUE_9]
+ISSUE_10 = [
+    *_ratio_targets(
+        encryption.NAME,
+        (VALERIE_REDIS + encryption.ENCRYPTED, VALERIE_REDIS),
+        "Encrypted Redis store / plaintext (at most 15% slower)",
+        _cells(encryption.OPERATIONS, (64,)),
+        1 / 1.15,
+        "issue 10",
+    ),
+    Target(
+        erasure.FIGURE,
+        Value(erasure.NAME, erasure.FIGURE),
+        "issue 10",
+        ceiling=1000,
+        unit=" ms",
+    ),
+]
+
+TARGETS: list[Target] = [*SEED, *ISSUE_13, *ISSUE_9, *ISSUE_10]

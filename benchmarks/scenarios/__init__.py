@@ -8,6 +8,8 @@ from benchmarks.harness import Scenario
 from benchmarks.scenarios import (
     batches,
     cluster,
+    encryption,
+    erasure,
     memory,
     observers,
     scaling,
@@ -21,6 +23,8 @@ SCENARIOS: dict[str, Scenario] = {
     for scenario in (
         throughput.SCENARIO,
         update.SCENARIO,
+        encryption.SCENARIO,
+        erasure.SCENARIO,
         batches.SCENARIO,
         cluster.SCENARIO,
         scaling.SCENARIO,

@@ -18,12 +18,15 @@ from ...backend import (
     ConnectionWaitHook,
     ExpiryControl,
     Leases,
+    Owners,
+    Relocation,
     Scans,
 )
 from ...errors import ConfigurationError, MissingDependencyError
 from ...validation import check_prefix
 from . import scripts
 from .keys import DEFAULT_PREFIX, LOCK_SUFFIX, lock_key, scan_pattern, session_id_of, session_key
+from .owners import RedisOwnerIndex
 from .urls import RedisTarget, mask_url, parse_redis_url
 
 if TYPE_CHECKING:
@@ -41,7 +44,7 @@ _SCAN_MEMORY = 10_000
 """Keys a walk of the store remembers, to drop the repeats SCAN may return (about 2 MB)."""
 
 
-class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
+class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocation, Owners):
     """The Redis backend: sessions shared by every process that uses the same URL and prefix.
 
     A session is the string key `prefix + session_id` holding the state as compact UTF-8 JSON,
@@ -300,6 +303,39 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
             recent[session_id] = data
             if len(recent) > self.update_cache_size:
                 recent.popitem(last=False)
+
+    async def replace(self, session_id: str, data: bytes, version: str) -> bool:
+        self._recent.pop(session_id, None)
+        key = session_key(self.prefix, session_id)
+        return bool(await self._script(scripts.REPLACE, key, version, data))
+
+    async def move(self, old_id: str, new_id: str, data: bytes, version: str) -> str:
+        self._recent.pop(old_id, None)
+        if self._on_cluster():
+            return "unsupported"
+        keys = (session_key(self.prefix, old_id), session_key(self.prefix, new_id))
+        reply = await self._execute(
+            "EVAL", scripts.MOVE, 2, *keys, version, data, retry=False, write=True
+        )
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+    async def index_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        await RedisOwnerIndex(self).index(owner, session_ids, ttl_seconds)
+
+    async def confirm_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        await RedisOwnerIndex(self).confirm(owner, session_ids, ttl_seconds)
+
+    async def owned(self, owner: str) -> list[str]:
+        return await RedisOwnerIndex(self).owned(owner)
+
+    async def erase_owned(self, owner: str) -> list[str]:
+        return await RedisOwnerIndex(self).erase(owner)
+
+    def _on_cluster(self) -> bool:
+        """Whether the store talks to a Redis Cluster (keys of one call may be on two nodes)."""
+        from .transport import is_cluster
+
+        return is_cluster(self._connection())
 
     async def read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         data: bytes | None = await self._execute(
