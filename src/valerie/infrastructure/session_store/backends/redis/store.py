@@ -266,6 +266,24 @@ class RedisSessionStore(EncodedSessionStore):
 
             await close_client(connections.client)
 
+    async def server_info(self) -> dict[str, str]:
+        """The fields of the server's `INFO memory` and `INFO stats`, for the telemetry sampler.
+
+        On a Cluster, those of one node.
+
+        Raises:
+            AccessDeniedError: the server refuses `INFO` (an ACL without `+info`).
+            BackendUnavailableError: the server cannot be reached.
+        """
+        from ...telemetry.redis_info import parse_info
+
+        replies = await self._run([("INFO", "memory"), ("INFO", "stats")])
+        fields: dict[str, str] = {}
+        for reply in replies:
+            text = reply.decode() if isinstance(reply, bytes) else str(reply)
+            fields.update(parse_info(text))
+        return fields
+
     async def _ping(self) -> dict[str, Any]:
         from .topology import describe
 
