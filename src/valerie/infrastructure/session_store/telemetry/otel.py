@@ -54,12 +54,12 @@ class OpenTelemetryObserver(Observer):
         Raises:
             MissingDependencyError: `opentelemetry-api` is not installed.
         """
+        meter = meter_from(meter_provider)  # first: it says how to install OpenTelemetry
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         self._span_kind = SpanKind.CLIENT
         self._error_status = Status(StatusCode.ERROR)
         self._pool_name = pool_name
-        meter = meter_from(meter_provider)
         self._tracer = tracer_from(tracer_provider) if traces else None
         self._duration = meter.create_histogram(
             names.OPERATION_DURATION,
