@@ -25,7 +25,15 @@ from benchmarks.contestants import (
     VALERIE_REDIS,
 )
 from benchmarks.harness import Cell, Section, paired_ratios, task_count
-from benchmarks.scenarios import batches, cluster, memory, scaling, throughput, update
+from benchmarks.scenarios import (
+    batches,
+    cluster,
+    memory,
+    scaling,
+    telemetry,
+    throughput,
+    update,
+)
 
 
 @dataclass(frozen=True)
@@ -313,4 +321,22 @@ ISSUE_13 = [
     ),
 ]
 
-TARGETS: list[Target] = [*SEED, *ISSUE_13]
+ISSUE_11 = [
+    Target(
+        f"{label} {kind} with OpenTelemetry / without, {task_count(64)}",
+        Ratio(
+            telemetry.NAME,
+            Cell(store + telemetry.WITH_OTEL, kind, 64),
+            Cell(store, kind, 64),
+        ),
+        "issue 11",
+        floor=floor,
+    )
+    for store, label, floor in (
+        (VALERIE_REDIS, "Redis store", 0.97),
+        (VALERIE_MEMORY, "Memory store", 0.90),
+    )
+    for kind in telemetry.OPERATIONS
+]
+
+TARGETS: list[Target] = [*SEED, *ISSUE_13, *ISSUE_11]
