@@ -11,15 +11,15 @@ import asyncio
 from datetime import timedelta
 
 from valerie.infrastructure import (
-    EncodedSessionStore,
     SerializationError,
     SessionState,
+    SessionStore,
     get_default_ttl,
     get_session_store,
 )
 
 
-async def handle_message(store: EncodedSessionStore, session_id: str, text: str) -> str:
+async def handle_message(store: SessionStore, session_id: str, text: str) -> str:
     """One turn, applied atomically: a message arriving meanwhile cannot erase this one."""
 
     def turn(state: SessionState | None) -> SessionState:

@@ -69,7 +69,7 @@ async def test_every_panel_queries_an_emitted_metric_and_every_instrument_has_a_
         await every_signal(store, server)
         await sampler.sample()
         exposition = generate_latest(registry).decode()
-    data = memory.get_metrics_data()
+        data = memory.get_metrics_data()
     assert data is not None
     registered = {
         metric.name

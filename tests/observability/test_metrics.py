@@ -204,12 +204,12 @@ async def test_a_pool_exhausted_at_one_connection_shows_its_wait_and_timeout(
         observers=[observer_for(telemetry, pool_name="sessions")],
     ) as store:
         await store.ping()
-        await pool_timeout(store, frozen_server)
+        gave_up = await pool_timeout(store, frozen_server)
     pool = {names.DB_SYSTEM_NAME: "redis", names.POOL_NAME: "sessions"}
-    assert telemetry.value(names.CONNECTION_TIMEOUTS, **pool) == 1
-    waits = [p for a, p in telemetry.points(names.CONNECTION_WAIT_TIME) if a == pool]
-    assert len(waits) == 1
-    assert waits[0].max >= 0.25
+    assert telemetry.value(names.CONNECTION_TIMEOUTS, **pool) == gave_up
+    (waits,) = [p for a, p in telemetry.points(names.CONNECTION_WAIT_TIME) if a == pool]
+    assert waits.count == 3
+    assert waits.max >= 0.25
 
 
 async def test_the_pool_reports_its_connections_its_limit_and_waiting_calls(

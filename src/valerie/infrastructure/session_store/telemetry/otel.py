@@ -11,14 +11,16 @@ user id, a state or a value.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from ..backend import PoolUsage
 from ..instrumentation import ConnectionWaitEvent, Observer, OperationEvent, Outcome
 from . import names
 from .providers import meter_from, tracer_from
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
     from opentelemetry.trace import TracerProvider
 
 _LOADS = frozenset({"load", "load_versioned"})
@@ -108,6 +110,54 @@ class OpenTelemetryObserver(Observer):
             unit="{timeout}",
             description="Calls that gave up waiting for a free pooled connection.",
         )
+        self._pools: list[tuple[dict[str, str], Callable[[], PoolUsage | None]]] = []
+        meter.create_observable_up_down_counter(
+            names.CONNECTION_COUNT,
+            [self._observe_pools(lambda usage: (("used", usage.used), ("idle", usage.idle)))],
+            unit="{connection}",
+            description="Pooled connections, by state: used by a call, or open and idle.",
+        )
+        meter.create_observable_up_down_counter(
+            names.CONNECTION_MAX,
+            [self._observe_pools(lambda usage: ((None, usage.max),))],
+            unit="{connection}",
+            description="Connections the pool opens at most (max_connections).",
+        )
+        meter.create_observable_up_down_counter(
+            names.CONNECTION_PENDING_REQUESTS,
+            [self._observe_pools(lambda usage: ((None, usage.pending),))],
+            unit="{request}",
+            description="Calls waiting for a free pooled connection.",
+        )
+
+    def on_attach(self, backend: str, pool_usage: Callable[[], PoolUsage | None]) -> None:
+        """Watch the pool of a store created with this observer (if its backend has one)."""
+        self._pools.append((self._pool_attributes(backend), pool_usage))
+
+    def _pool_attributes(self, backend: str) -> dict[str, str]:
+        return {names.DB_SYSTEM_NAME: backend, names.POOL_NAME: self._pool_name or backend}
+
+    def _observe_pools(
+        self, values: Callable[[PoolUsage], Iterable[tuple[str | None, int]]]
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        from opentelemetry.metrics import Observation
+
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            observations = []
+            for attributes, pool_usage in self._pools:
+                usage = pool_usage()
+                if usage is None:
+                    continue
+                for state, value in values(usage):
+                    if state is None:
+                        observations.append(Observation(value, attributes))
+                    else:
+                        observations.append(
+                            Observation(value, {**attributes, names.CONNECTION_STATE: state})
+                        )
+            return observations
+
+        return observe
 
     def on_operation(self, event: OperationEvent) -> None:
         """Record `event` in the instruments, and as a span."""
@@ -157,10 +207,7 @@ class OpenTelemetryObserver(Observer):
 
     def on_connection_wait(self, event: ConnectionWaitEvent) -> None:
         """Record a wait for a pooled connection, and whether it timed out."""
-        attributes = {
-            names.DB_SYSTEM_NAME: event.backend,
-            names.POOL_NAME: self._pool_name or event.backend,
-        }
+        attributes = self._pool_attributes(event.backend)
         self._wait_time.record(event.duration, attributes)
         if event.timed_out:
             self._timeouts.add(1, attributes)

@@ -147,7 +147,7 @@ class RedisInfoSampler:
 
         On a Cluster it reads one node per sample; see the README.
         """
-        return cls(store.server_info, **options)
+        return cls(store.backend.server_info, **options)
 
     def _observe(self, field: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         from opentelemetry.metrics import Observation

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, cast
 
-from ...base import DEFAULT_TTL_SECONDS, EncodedSessionStore
+from ...backend import Batches, CompareAndSet, ExpiryControl, Leases, PoolUsage, Scans
 from ...errors import (
     AccessDeniedError,
     BackendError,
@@ -22,7 +23,7 @@ from ...errors import (
     MissingDependencyError,
     ReplicationError,
 )
-from ...validation import TTL, check_prefix
+from ...validation import check_prefix
 from .urls import RedisTarget, mask_url, parse_redis_url
 
 if TYPE_CHECKING:
@@ -97,8 +98,8 @@ return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 """
 
 
-class RedisSessionStore(EncodedSessionStore):
-    """Sessions in Redis, shared by every process that uses the same URL and prefix.
+class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
+    """The Redis backend: sessions shared by every process that uses the same URL and prefix.
 
     A session is the string key `prefix + session_id` holding the state as compact UTF-8 JSON,
     written with its expiry in the same command (`SET key value EX ttl`), so a service in any
@@ -134,7 +135,6 @@ class RedisSessionStore(EncodedSessionStore):
             stale guess costs one round trip (the compare-and-set answers with the stored
             bytes) and is not counted among `update`'s attempts. 0 disables it.
         prefix: Starts every key of this store; stores with different prefixes never meet.
-        default_ttl: The TTL used when `save` is called without one.
         timeout: Seconds a connection attempt or a command may take.
         retries: Further attempts after a connection error or timeout.
         max_connections: Connections this store opens at most; a call that finds them all
@@ -144,6 +144,8 @@ class RedisSessionStore(EncodedSessionStore):
         MissingDependencyError: redis-py is not installed.
         ConfigurationError: An argument is not allowed; the message says which and why.
     """
+
+    name = "redis"
 
     __slots__ = (
         "_connections",
@@ -165,7 +167,6 @@ class RedisSessionStore(EncodedSessionStore):
         redis_url: str | None = None,
         prefix: str = DEFAULT_PREFIX,
         *,
-        default_ttl: TTL = DEFAULT_TTL_SECONDS,
         timeout: float = 1.0,
         retries: int = 2,
         max_connections: int = 64,
@@ -177,7 +178,6 @@ class RedisSessionStore(EncodedSessionStore):
         _require_redis()
         from . import topology as redis_topology
 
-        super().__init__(default_ttl)
         self._target: RedisTarget | None = None
         self.redis_url: str | None = None
         if client is not None:
@@ -233,16 +233,17 @@ class RedisSessionStore(EncodedSessionStore):
         self._connections: _Connections | None = None
 
     def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()})"
+
+    def describe(self) -> str:
+        """Where this backend's sessions live, credentials masked: for reprs."""
         if self._injected is not None:
             from .topology import client_address
 
             where = f"client=<{type(self._injected).__name__} {client_address(self._injected)}>"
         else:
             where = f"redis_url={mask_url(self._url())!r}"
-        return (
-            f"{type(self).__name__}({where}, prefix={self.prefix!r}, "
-            f"default_ttl={self.default_ttl})"
-        )
+        return f"{where}, prefix={self.prefix!r}"
 
     def _url(self) -> str:
         assert self._target is not None
@@ -284,38 +285,38 @@ class RedisSessionStore(EncodedSessionStore):
             fields.update(parse_info(text))
         return fields
 
-    async def _ping(self) -> dict[str, Any]:
+    async def ping(self) -> dict[str, Any]:
         from .topology import describe
 
         await self._execute("PING")
         return describe(self._connection())
 
-    async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
+    async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         await self._execute("SET", self.prefix + session_id, data, "EX", ttl_seconds, write=True)
 
-    async def _read(self, session_id: str) -> bytes | None:
+    async def read(self, session_id: str) -> bytes | None:
         data: bytes | None = await self._execute("GET", self.prefix + session_id)
         return data
 
-    async def _remove(self, session_id: str) -> None:
+    async def remove(self, session_id: str) -> None:
         await self._execute("UNLINK", self.prefix + session_id, write=True)
 
-    async def _contains(self, session_id: str) -> bool:
+    async def contains(self, session_id: str) -> bool:
         return bool(await self._execute("EXISTS", self.prefix + session_id))
 
-    async def _write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
+    async def write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
         key = self.prefix + session_id
         return bool(await self._script(_WRITE_IF, key, version, data, ttl_seconds))
 
-    async def _remove_if(self, session_id: str, version: str) -> bool:
+    async def remove_if(self, session_id: str, version: str) -> bool:
         return bool(await self._script(_REMOVE_IF, self.prefix + session_id, version))
 
-    def _guess(self, session_id: str) -> bytes | None:
+    def last_seen(self, session_id: str) -> bytes | None:
         # What this store's last update of the session left: right whenever this process had
         # the previous turn, and then an update takes one round trip, not two.
         return self._recent.get(session_id)
 
-    async def _swap(
+    async def swap(
         self, session_id: str, previous: bytes | None, data: bytes | None, ttl_seconds: int
     ) -> tuple[bool, bytes | None]:
         reply = await self._script(
@@ -340,48 +341,48 @@ class RedisSessionStore(EncodedSessionStore):
             if len(recent) > self.update_cache_size:
                 recent.popitem(last=False)
 
-    async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
+    async def read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         data: bytes | None = await self._execute(
             "GETEX", self.prefix + session_id, "EX", ttl_seconds, write=True
         )
         return data
 
-    async def _touch(self, session_id: str, ttl_seconds: int) -> bool:
+    async def touch(self, session_id: str, ttl_seconds: int) -> bool:
         return bool(
             await self._execute("EXPIRE", self.prefix + session_id, ttl_seconds, write=True)
         )
 
-    async def _remaining(self, session_id: str) -> int | None:
+    async def remaining(self, session_id: str) -> int | None:
         milliseconds: int = await self._execute("PTTL", self.prefix + session_id)
         return None if milliseconds < 0 else -(-milliseconds // 1000)
 
-    async def _acquire_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+    async def acquire_lease(self, session_id: str, token: str, milliseconds: int) -> bool:
         # Taking a lock one already holds succeeds, so this script can be retried safely.
         key = self.prefix + session_id + LOCK_SUFFIX
         return bool(
             await self._execute("EVAL", _ACQUIRE_LOCK, 1, key, token, milliseconds, write=True)
         )
 
-    async def _release_lock(self, session_id: str, token: str) -> bool:
+    async def release_lease(self, session_id: str, token: str) -> bool:
         key = self.prefix + session_id + LOCK_SUFFIX
         return bool(await self._script(_RELEASE_LOCK, key, token))
 
-    async def _extend_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+    async def extend_lease(self, session_id: str, token: str, milliseconds: int) -> bool:
         key = self.prefix + session_id + LOCK_SUFFIX
         return bool(await self._script(_EXTEND_LOCK, key, token, milliseconds))
 
-    async def _read_many(self, session_ids: list[str]) -> list[bytes | None]:
+    async def read_many(self, session_ids: list[str]) -> list[bytes | None]:
         # GETs in a pipeline rather than MGET: MGET answers nil for a key of another type,
         # where GET (and so load) reports it as corrupted.
         return await self._run([("GET", self.prefix + i) for i in session_ids])
 
-    async def _write_many(self, items: list[tuple[str, bytes]], ttl_seconds: int) -> None:
+    async def write_many(self, items: list[tuple[str, bytes]], ttl_seconds: int) -> None:
         commands = [
             ("SET", self.prefix + session_id, data, "EX", ttl_seconds) for session_id, data in items
         ]
         await self._run(commands, write=True)
 
-    async def _remove_many(self, session_ids: list[str]) -> None:
+    async def remove_many(self, session_ids: list[str]) -> None:
         # One key per UNLINK: keys of a batch may live in different cluster slots.
         await self._run([("UNLINK", self.prefix + i) for i in session_ids], write=True)
 
@@ -441,7 +442,7 @@ class RedisSessionStore(EncodedSessionStore):
             (cursor,) = cursor.values()
         return cursor, keys
 
-    async def _scan(self) -> AsyncIterator[str]:
+    async def scan(self) -> AsyncIterator[str]:
         start = len(self.prefix.encode())
         async for keys in self._scan_keys():
             for key in keys:
@@ -449,7 +450,7 @@ class RedisSessionStore(EncodedSessionStore):
                 if session_id is not None:
                     yield session_id
 
-    async def _clear(self) -> int:
+    async def clear(self) -> int:
         # Counts what UNLINK deleted: a key SCAN returned twice, or that vanished meanwhile,
         # is not counted twice, or at all.
         start = len(self.prefix.encode())
@@ -502,17 +503,36 @@ class RedisSessionStore(EncodedSessionStore):
         # about to use it.
         connections.calls += 1
         try:
-            await self._take_slot(connections.budget)
+            await self._take_slot(connections)
         except BaseException:
             if self._uncount(connections):
                 await self._close_retired(connections)
             raise
+        connections.held += 1
+        connections.opened = max(connections.opened, connections.held)
         return connections
 
     def _leave(self, connections: _Connections) -> bool:
         """Give back what `_enter` took; return whether the client must now be closed."""
+        connections.held -= 1
         connections.budget.release()
         return self._uncount(connections)
+
+    def pool_usage(self) -> PoolUsage | None:
+        """This loop's pool: connections held by calls, opened and free, calls waiting.
+
+        Open connections are counted as the most ever held at once (the pool opens one only
+        when none is free, and keeps it); `None` before the first call.
+        """
+        connections = self._connections
+        if connections is None:
+            return None
+        return PoolUsage(
+            max=self.max_connections,
+            used=connections.held,
+            idle=connections.opened - connections.held,
+            pending=connections.waiting,
+        )
 
     def _uncount(self, connections: _Connections) -> bool:
         connections.calls -= 1
@@ -702,20 +722,30 @@ class RedisSessionStore(EncodedSessionStore):
                 acknowledged,
             )
 
-    async def _take_slot(self, slots: asyncio.Semaphore) -> None:
+    async def _take_slot(self, connections: _Connections) -> None:
+        slots = connections.budget
         if not slots.locked():
             await slots.acquire()
             return
         # Every connection is busy: wait for one, but no longer than a command may take.
         # (asyncio.timeout, unlike wait_for, never swallows a cancellation.)
+        hook = self.connection_wait_hook
+        started = time.perf_counter()
+        connections.waiting += 1
         try:
             async with asyncio.timeout(self.timeout):
                 await slots.acquire()
         except TimeoutError:
+            if hook is not None:
+                hook(time.perf_counter() - started, True)
             raise BackendUnavailableError(
                 f"all {self.max_connections} connections to {self._where()} stayed busy for "
                 f"{self.timeout:g}s; raise max_connections, or check why the server is slow"
             ) from None
+        finally:
+            connections.waiting -= 1
+        if hook is not None:
+            hook(time.perf_counter() - started, False)
 
     def _fail(
         self, error: Exception, command: tuple[Any, ...], *, once: bool = False, size: int = 0
@@ -837,7 +867,17 @@ class _Connections:
     `close()` retires it: it is closed at once if no call is running, else by the last one.
     """
 
-    __slots__ = ("budget", "calls", "client", "cluster", "loop", "retired")
+    __slots__ = (
+        "budget",
+        "calls",
+        "client",
+        "cluster",
+        "held",
+        "loop",
+        "opened",
+        "retired",
+        "waiting",
+    )
 
     def __init__(
         self, client: RedisClient, loop: asyncio.AbstractEventLoop, max_connections: int
@@ -848,6 +888,10 @@ class _Connections:
         self.budget = asyncio.Semaphore(max_connections)
         self.calls = 0
         self.retired = False
+        # For pool_usage(): slots held by calls, the most ever held at once, calls waiting.
+        self.held = 0
+        self.opened = 0
+        self.waiting = 0
 
 
 async def _on_node(
