@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
 
 _LOADS = frozenset({"load", "load_versioned"})
-_SIZED = frozenset({"save", "load", "load_versioned", "update"})
+_WRITES = frozenset({"save", "update"})
 _LEASE_OUTCOMES = {Outcome.OK: "acquired", Outcome.LOCKED: "refused"}
 
 
@@ -69,29 +69,11 @@ class OpenTelemetryObserver(Observer):
             description="Duration of the session store's public operations.",
             explicit_bucket_boundaries_advisory=list(names.DURATION_BUCKETS),
         )
-        self._loads = meter.create_counter(
-            names.LOADS, unit="{load}", description="Loads of one session, by hit or miss."
-        )
-        self._conflicts = meter.create_counter(
-            names.CONFLICTS,
-            unit="{conflict}",
-            description="Compare-and-set writes that met a concurrent change.",
-        )
-        self._retries = meter.create_counter(
-            names.UPDATE_RETRIES,
-            unit="{retry}",
-            description="Times update() ran its function again after a conflict.",
-        )
         self._lease_wait = meter.create_histogram(
             names.LEASE_WAIT_TIME,
             unit="s",
             description="Time lock() waited for a session's lease (taken or refused).",
             explicit_bucket_boundaries_advisory=list(names.LEASE_WAIT_BUCKETS),
-        )
-        self._leases = meter.create_counter(
-            names.LEASES,
-            unit="{lease}",
-            description="Leases acquired, refused (wait ran out) and lost (expired while held).",
         )
         self._size = meter.create_histogram(
             names.STATE_SIZE,
@@ -105,11 +87,37 @@ class OpenTelemetryObserver(Observer):
             description="Time a call waited for a free pooled connection.",
             explicit_bucket_boundaries_advisory=list(names.DURATION_BUCKETS),
         )
-        self._timeouts = meter.create_counter(
-            names.CONNECTION_TIMEOUTS,
-            unit="{timeout}",
-            description="Calls that gave up waiting for a free pooled connection.",
-        )
+        # Counters are tallied here and read by the SDK when it collects: a dict increment
+        # per event instead of an SDK measurement (which costs as much as a memory load).
+        self._tallies: dict[str, dict[Attributes, int]] = {}
+        for name, unit, description in (
+            (names.LOADS, "{load}", "Loads of one session, by hit or miss."),
+            (
+                names.CONFLICTS,
+                "{conflict}",
+                "Compare-and-set writes that met a concurrent change.",
+            ),
+            (
+                names.UPDATE_RETRIES,
+                "{retry}",
+                "Times update() ran its function again after a conflict.",
+            ),
+            (
+                names.LEASES,
+                "{lease}",
+                "Leases acquired, refused (wait ran out) and lost (expired while held).",
+            ),
+            (
+                names.CONNECTION_TIMEOUTS,
+                "{timeout}",
+                "Calls that gave up waiting for a free pooled connection.",
+            ),
+        ):
+            tally = self._tallies[name] = {}
+            meter.create_observable_counter(
+                name, [_observe_tally(tally, _TALLY_KEYS[name])], unit=unit, description=description
+            )
+        self._attributes: dict[tuple[str, str, str | None], dict[str, str]] = {}
         self._pools: list[tuple[dict[str, str], Callable[[], PoolUsage | None]]] = []
         meter.create_observable_up_down_counter(
             names.CONNECTION_COUNT,
@@ -161,31 +169,38 @@ class OpenTelemetryObserver(Observer):
 
     def on_operation(self, event: OperationEvent) -> None:
         """Record `event` in the instruments, and as a span."""
-        system = {names.DB_SYSTEM_NAME: event.backend}
-        attributes = {**system, names.DB_OPERATION_NAME: event.operation}
-        if event.error_type is not None:
-            attributes[names.ERROR_TYPE] = event.error_type
+        backend, operation, outcome = event.backend, event.operation, event.outcome
+        key = (backend, operation, event.error_type)
+        attributes = self._attributes.get(key)
+        if attributes is None:
+            attributes = self._attributes[key] = _operation_attributes(*key)
         self._duration.record(event.duration, attributes)
-        operation = {**system, names.DB_OPERATION_NAME: event.operation}
-        outcome = event.outcome
-        if event.operation in _LOADS and outcome in (Outcome.HIT, Outcome.MISS):
-            self._loads.add(1, {**operation, names.LOAD_OUTCOME: outcome.value})
-        if event.operation == "update" and event.attempts > 1:
-            self._retries.add(event.attempts - 1, system)
-            self._conflicts.add(event.attempts - 1, operation)
+        tallies = self._tallies
+        if operation in _LOADS and outcome in (Outcome.HIT, Outcome.MISS):
+            _add(tallies[names.LOADS], (backend, operation, outcome.value))
+        if operation == "update" and event.attempts > 1:
+            _add(tallies[names.UPDATE_RETRIES], (backend,), event.attempts - 1)
+            _add(tallies[names.CONFLICTS], (backend, operation), event.attempts - 1)
         if outcome is Outcome.CONFLICT:
-            self._conflicts.add(1, operation)
-        if event.operation == "acquire_lease":
-            self._lease_wait.record(event.duration, system)
+            _add(tallies[names.CONFLICTS], (backend, operation))
+        if operation == "acquire_lease":
+            self._lease_wait.record(event.duration, {names.DB_SYSTEM_NAME: backend})
             lease_outcome = _LEASE_OUTCOMES.get(outcome)
             if lease_outcome is not None:
-                self._leases.add(1, {**system, names.LEASE_OUTCOME: lease_outcome})
+                _add(tallies[names.LEASES], (backend, lease_outcome))
         elif outcome is Outcome.LOST:
-            self._leases.add(1, {**system, names.LEASE_OUTCOME: "lost"})
-        if event.operation in _SIZED and event.bytes:
-            self._size.record(event.bytes, operation)
+            _add(tallies[names.LEASES], (backend, "lost"))
+        if operation in _WRITES and event.bytes:
+            self._size.record(event.bytes, self._attributes_without_error(backend, operation))
         if self._tracer is not None:
             self._span(event, attributes)
+
+    def _attributes_without_error(self, backend: str, operation: str) -> dict[str, str]:
+        key = (backend, operation, None)
+        attributes = self._attributes.get(key)
+        if attributes is None:
+            attributes = self._attributes[key] = _operation_attributes(*key)
+        return attributes
 
     def _span(self, event: OperationEvent, attributes: dict[str, str]) -> None:
         # The event comes when the operation has ended, in the caller's task: its current span
@@ -210,4 +225,44 @@ class OpenTelemetryObserver(Observer):
         attributes = self._pool_attributes(event.backend)
         self._wait_time.record(event.duration, attributes)
         if event.timed_out:
-            self._timeouts.add(1, attributes)
+            _add(
+                self._tallies[names.CONNECTION_TIMEOUTS],
+                (event.backend, attributes[names.POOL_NAME]),
+            )
+
+
+Attributes = tuple[str, ...]
+"""The values of a tally's attributes, in the order `_TALLY_KEYS` names them."""
+
+_TALLY_KEYS = {
+    names.LOADS: (names.DB_SYSTEM_NAME, names.DB_OPERATION_NAME, names.LOAD_OUTCOME),
+    names.CONFLICTS: (names.DB_SYSTEM_NAME, names.DB_OPERATION_NAME),
+    names.UPDATE_RETRIES: (names.DB_SYSTEM_NAME,),
+    names.LEASES: (names.DB_SYSTEM_NAME, names.LEASE_OUTCOME),
+    names.CONNECTION_TIMEOUTS: (names.DB_SYSTEM_NAME, names.POOL_NAME),
+}
+
+
+def _add(tally: dict[Attributes, int], attributes: Attributes, amount: int = 1) -> None:
+    tally[attributes] = tally.get(attributes, 0) + amount
+
+
+def _observe_tally(
+    tally: dict[Attributes, int], keys: tuple[str, ...]
+) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    from opentelemetry.metrics import Observation
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(count, dict(zip(keys, values, strict=True)))
+            for values, count in list(tally.items())
+        ]
+
+    return observe
+
+
+def _operation_attributes(backend: str, operation: str, error_type: str | None) -> dict[str, str]:
+    attributes = {names.DB_SYSTEM_NAME: backend, names.DB_OPERATION_NAME: operation}
+    if error_type is not None:
+        attributes[names.ERROR_TYPE] = error_type
+    return attributes
