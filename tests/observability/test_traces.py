@@ -47,6 +47,14 @@ async def test_each_operation_is_one_client_span_under_the_callers_span(
 
 
 async def test_an_update_span_carries_its_attempts(store: Store, telemetry: Telemetry) -> None:
+    with telemetry.tracer_provider.get_tracer("test").start_as_current_span("turn"):
+        await _collide_once(store)
+    (update,) = [s for s in telemetry.spans.get_finished_spans() if s.name == "update"]
+    assert update.attributes is not None
+    assert update.attributes[names.UPDATE_ATTEMPTS] == 2
+
+
+async def _collide_once(store: Store) -> None:
     await store.save("s", {"n": 0})
     calls = 0
 
@@ -58,16 +66,14 @@ async def test_an_update_span_carries_its_attempts(store: Store, telemetry: Tele
         return {"n": calls}
 
     await store.update("s", collide)
-    (update,) = [s for s in telemetry.spans.get_finished_spans() if s.name == "update"]
-    assert update.attributes is not None
-    assert update.attributes[names.UPDATE_ATTEMPTS] == 2
 
 
 async def test_an_error_is_recorded_on_its_span(store: Store, telemetry: Telemetry) -> None:
     await store.save("s", {"n": 0})
-    with pytest.raises(VersionConflictError):
+    tracer = telemetry.tracer_provider.get_tracer("test")
+    with tracer.start_as_current_span("turn"), pytest.raises(VersionConflictError):
         await store.save("s", {"n": 1}, if_version="0" * 40)
-    failed = telemetry.spans.get_finished_spans()[-1]
+    failed = telemetry.spans.get_finished_spans()[-2]
     assert failed.name == "save"
     assert failed.status.status_code is StatusCode.ERROR
     assert failed.attributes is not None
@@ -86,7 +92,28 @@ async def test_traces_can_be_turned_off(telemetry: Telemetry) -> None:
         tracer_provider=telemetry.tracer_provider,
         traces=False,
     )
-    async with InMemorySessionStore(observers=[observer]) as store:
-        await store.save("s", {"n": 0})
-    assert telemetry.spans.get_finished_spans() == ()
+    with telemetry.tracer_provider.get_tracer("test").start_as_current_span("turn"):
+        async with InMemorySessionStore(observers=[observer]) as store:
+            await store.save("s", {"n": 0})
+    assert [span.name for span in telemetry.spans.get_finished_spans()] == ["turn"]
     assert telemetry.value(names.OPERATION_DURATION) == 1
+
+
+async def test_outside_any_trace_there_are_no_spans_unless_root_spans_is_set(
+    telemetry: Telemetry,
+) -> None:
+    from valerie.infrastructure import InMemorySessionStore
+    from valerie.infrastructure.session_store.telemetry.otel import OpenTelemetryObserver
+
+    for root_spans, expected in ((False, []), (True, ["save"])):
+        telemetry.spans.clear()
+        observer = OpenTelemetryObserver(
+            meter_provider=telemetry.meter_provider,
+            tracer_provider=telemetry.tracer_provider,
+            root_spans=root_spans,
+        )
+        async with InMemorySessionStore(observers=[observer]) as store:
+            await store.save("s", {"n": 0})
+        spans = telemetry.spans.get_finished_spans()
+        assert [span.name for span in spans] == expected
+        assert all(span.parent is None for span in spans)

@@ -43,6 +43,7 @@ class OpenTelemetryObserver(Observer):
         tracer_provider: TracerProvider | None = None,
         pool_name: str | None = None,
         traces: bool = True,
+        root_spans: bool = False,
     ) -> None:
         """Create the instruments.
 
@@ -52,6 +53,10 @@ class OpenTelemetryObserver(Observer):
             pool_name: `db.client.connection.pool.name` of the pool metrics; the backend's
                 name by default. Give each store its own when one application has several.
             traces: Whether to make a span for each operation.
+            root_spans: Whether to make spans outside any trace too. By default an operation
+                gets a span only under a caller's recording span (a request, a chat turn):
+                a span of its own per session call, tied to nothing, costs more than a memory
+                store's call and tells little.
 
         Raises:
             MissingDependencyError: `opentelemetry-api` is not installed.
@@ -63,6 +68,10 @@ class OpenTelemetryObserver(Observer):
         self._error_status = Status(StatusCode.ERROR)
         self._pool_name = pool_name
         self._tracer = tracer_from(tracer_provider) if traces else None
+        self._root_spans = root_spans
+        from opentelemetry.trace import get_current_span
+
+        self._current_span = get_current_span
         self._duration = meter.create_histogram(
             names.OPERATION_DURATION,
             unit="s",
@@ -192,7 +201,7 @@ class OpenTelemetryObserver(Observer):
             _add(tallies[names.LEASES], (backend, "lost"))
         if operation in _WRITES and event.bytes:
             self._size.record(event.bytes, self._attributes_without_error(backend, operation))
-        if self._tracer is not None:
+        if self._tracer is not None and (self._root_spans or self._current_span().is_recording()):
             self._span(event, attributes)
 
     def _attributes_without_error(self, backend: str, operation: str) -> dict[str, str]:
