@@ -32,8 +32,10 @@ def scrape(port: int, process: subprocess.Popen[str], deadline: float) -> str:
 def test_the_prometheus_example_serves_the_store_metrics(redis_server: RedisServer) -> None:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(EXAMPLE), "--port", str(port), "--redis", redis_server.url]
-        + ["--users", "5", "--turns", "4", "--serve", "60"],
+        [
+            *(sys.executable, str(EXAMPLE), "--port", str(port), "--redis", redis_server.url),
+            *("--users", "5", "--turns", "4", "--serve", "60"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
