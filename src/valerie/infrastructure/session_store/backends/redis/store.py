@@ -7,6 +7,7 @@ created, so `import valerie.infrastructure` works without it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import OrderedDict
@@ -45,6 +46,10 @@ _SCAN_MEMORY = 10_000
 _LARGE_WRITE = 1 << 20
 """A write carrying more bytes than this (one state, or a batch's states together) is sent
 once: re-sending it after a timeout would not help a server too slow to take it."""
+logger = logging.getLogger("valerie.session_store.redis")
+"""Gave-up errors at WARNING, a server answering again and cluster topology changes at INFO,
+retries at DEBUG; never a secret, an id or a state."""
+
 _REDIRECTS = 5  # MOVED replies followed by a write sent once on a cluster
 
 # Each script touches one key, so it is atomic on standalone Redis and Cluster alike.
@@ -149,6 +154,7 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
 
     __slots__ = (
         "_connections",
+        "_failing",
         "_injected",
         "_recent",
         "_target",
@@ -231,6 +237,7 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._injected = client
         self._connections: _Connections | None = None
+        self._failing = False  # the last call gave up on the server: log when it answers again
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()})"
@@ -591,6 +598,9 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
         if isinstance(acknowledged, Exception):
             self._fail(acknowledged, ("WAIT",), once=once, size=size)
         self._check_replicated(acknowledged)
+        if self._failing:
+            self._failing = False
+            logger.info("%s answers again", self._where())
         return replies
 
     async def _run_on_pool(
@@ -608,9 +618,19 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
         try:
             if once:
                 return await round_trips(connection, commands, wait, wait_timeout)
+            command = str(commands[0][0])
+
+            async def before_retry(error: Exception) -> None:
+                logger.debug(
+                    "%s to %s failed (%s); retrying on a new connection",
+                    command,
+                    self._where(),
+                    type(error).__name__,
+                )
+                await connection.disconnect()
+
             done: tuple[list[Any], int | Exception | None] = await connection.retry.call_with_retry(
-                lambda: round_trips(connection, commands, wait, wait_timeout),
-                lambda _: connection.disconnect(),
+                lambda: round_trips(connection, commands, wait, wait_timeout), before_retry
             )
             return done
         finally:
@@ -674,12 +694,22 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
                     node_replies, node_acknowledged = await _on_node(
                         node, [commands[i] for i in indexes], wait, self._wait_timeout(None)
                     )
-                except (ConnectionError, TimeoutError, OSError):
+                except (ConnectionError, TimeoutError, OSError) as error:
+                    logger.info(
+                        "%s from a cluster node: the slot map will be read again",
+                        type(error).__name__,
+                    )
                     forget_slots(client)
                     raise
                 moved = 0
                 for index, reply in zip(indexes, node_replies, strict=True):
                     if isinstance(reply, MovedError):
+                        logger.info(
+                            "slot %s moved to %s:%s (a failover or a resharding)",
+                            reply.slot_id,
+                            reply.host,
+                            reply.port,
+                        )
                         await learn_moved(client, reply)
                         pending.append(index)
                         moved += 1
@@ -751,6 +781,10 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
         self, error: Exception, command: tuple[Any, ...], *, once: bool = False, size: int = 0
     ) -> NoReturn:
         translated = self._translate(error, str(command[0]), once=once, size=size)
+        if isinstance(translated, BackendError):
+            # The message is the error's own: URLs masked, never an id, a state or a secret.
+            logger.warning("%s gave up: %s", command[0], translated)
+            self._failing = self._failing or isinstance(translated, BackendUnavailableError)
         if translated is error:
             raise error
         raise translated from error
