@@ -143,10 +143,7 @@ class RedisInfoSampler:
 
     @classmethod
     def for_store(cls, store: Any, **options: Any) -> RedisInfoSampler:
-        """A sampler reading the `INFO` of a `RedisSessionStore`'s server (the primary).
-
-        On a Cluster it reads one node per sample; see the README.
-        """
+        """A sampler reading the `INFO` of a `RedisSessionStore`'s server (the primary)."""
         return cls(store.backend.server_info, **options)
 
     def _observe(self, field: str) -> Callable[[CallbackOptions], Iterable[Observation]]:

@@ -277,8 +277,6 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
     async def server_info(self) -> dict[str, str]:
         """The fields of the server's `INFO memory` and `INFO stats`, for the telemetry sampler.
 
-        On a Cluster, those of one node.
-
         Raises:
             AccessDeniedError: the server refuses `INFO` (an ACL without `+info`).
             BackendUnavailableError: the server cannot be reached.
