@@ -87,9 +87,8 @@ async def main() -> None:
         if sampler is not None:
             sampler.start()
         await asyncio.gather(*(chat(store, user, args.turns) for user in range(args.users)))
-        print(
-            f"{args.users * args.turns * 2} turns done; metrics on http://127.0.0.1:{args.port}/metrics"
-        )
+        url = f"http://127.0.0.1:{args.port}/metrics"
+        print(f"{args.users * args.turns * 2} turns done; metrics on {url}", flush=True)
         if sampler is not None:
             await sampler.sample()
         await asyncio.sleep(args.serve or float("inf"))

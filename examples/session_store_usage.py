@@ -8,12 +8,15 @@ Run it with `make demo` (in-memory store), or against Redis:
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import timedelta
 
 from valerie.infrastructure import (
+    BackendUnavailableError,
     SerializationError,
     SessionState,
     SessionStore,
+    SessionStoreError,
     get_default_ttl,
     get_session_store,
 )
@@ -73,4 +76,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except BackendUnavailableError as error:
+        sys.exit(f"the session store is unreachable: {error}")
+    except SessionStoreError as error:
+        sys.exit(f"the session store refused: {type(error).__name__}: {error}")

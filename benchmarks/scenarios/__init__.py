@@ -5,7 +5,16 @@ A new benchmark is one module here (a `SCENARIO` whose `run` returns a `Section`
 """
 
 from benchmarks.harness import Scenario
-from benchmarks.scenarios import batches, cluster, memory, scaling, telemetry, throughput, update
+from benchmarks.scenarios import (
+    batches,
+    cluster,
+    memory,
+    observers,
+    scaling,
+    telemetry,
+    throughput,
+    update,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
@@ -16,6 +25,7 @@ SCENARIOS: dict[str, Scenario] = {
         cluster.SCENARIO,
         scaling.SCENARIO,
         memory.SCENARIO,
+        observers.SCENARIO,
         telemetry.SCENARIO,
     )
 }

@@ -12,9 +12,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from .errors import LockNotOwnedError, SessionLockedError, VersionConflictError
 
@@ -45,8 +44,7 @@ class Outcome(StrEnum):
     """Any other error; `error_type` names it."""
 
 
-@dataclass(frozen=True, slots=True)
-class OperationEvent:
+class OperationEvent(NamedTuple):
     """One public operation, as observers see it.
 
     Attributes:
@@ -70,8 +68,7 @@ class OperationEvent:
     sessions: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionWaitEvent:
+class ConnectionWaitEvent(NamedTuple):
     """A call waited for a free pooled connection (reported by pooled backends, e.g. Redis).
 
     Attributes:

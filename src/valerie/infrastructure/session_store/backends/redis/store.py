@@ -757,8 +757,8 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
             return
         # Every connection is busy: wait for one, but no longer than a command may take.
         # (asyncio.timeout, unlike wait_for, never swallows a cancellation.)
-        hook = self.connection_wait_hook
-        started = time.perf_counter()
+        hook = self.connection_wait_hook  # observers attached: report the wait
+        started = time.perf_counter() if hook is not None else 0.0
         connections.waiting += 1
         try:
             async with asyncio.timeout(self.timeout):
@@ -779,8 +779,9 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
         self, error: Exception, command: tuple[Any, ...], *, once: bool = False, size: int = 0
     ) -> NoReturn:
         translated = self._translate(error, str(command[0]), once=once, size=size)
-        if isinstance(translated, BackendError):
-            # The message is the error's own: URLs masked, never an id, a state or a secret.
+        # The message is the error's own: URLs masked, never an id, a state or a secret. The
+        # sampler's INFO is left to the sampler, which says once that INFO is refused.
+        if isinstance(translated, BackendError) and command[0] != "INFO":
             logger.warning("%s gave up: %s", command[0], translated)
             self._failing = self._failing or isinstance(translated, BackendUnavailableError)
         if translated is error:
