@@ -9,6 +9,7 @@ store's rate in the same round.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
@@ -22,6 +23,7 @@ from benchmarks.contestants import VALERIE_MEMORY, VALERIE_REDIS
 from benchmarks.harness import (
     Cell,
     Context,
+    Figure,
     PieceRunner,
     Scenario,
     Section,
@@ -61,6 +63,42 @@ def observer() -> OpenTelemetryObserver:
         meter_provider=MeterProvider(metric_readers=[InMemoryMetricReader()]),
         tracer_provider=tracer_provider,
     )
+
+
+PER_EVENT = "µs per event, metrics only (no span: no caller's span)"
+PER_EVENT_WITH_SPAN = "µs per event, metrics and a span (under a caller's span)"
+PER_RECORD = "µs per bare SDK histogram record (the floor of a measured operation)"
+
+
+def per_event_costs(count: int = 20_000) -> dict[str, Figure]:
+    """Time the observer alone on one event, and the SDK's own histogram record."""
+    from opentelemetry.trace import use_span
+
+    from valerie.infrastructure.session_store.instrumentation import OperationEvent, Outcome
+
+    event = OperationEvent("load", "memory", Outcome.HIT, None, 1e-5, 2000)
+    watched = observer()
+    costs: dict[str, Figure] = {}
+    start = time.perf_counter()
+    for _ in range(count):
+        watched.on_operation(event)
+    costs[PER_EVENT] = Figure((time.perf_counter() - start) / count * 1e6, "µs")
+    tracer_provider = TracerProvider()
+    parent = tracer_provider.get_tracer("benchmark").start_span("turn")
+    with use_span(parent, end_on_exit=True):
+        start = time.perf_counter()
+        for _ in range(count):
+            watched.on_operation(event)
+        costs[PER_EVENT_WITH_SPAN] = Figure((time.perf_counter() - start) / count * 1e6, "µs")
+    histogram = (
+        MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("b").create_histogram("h")
+    )
+    attributes = {"db.system.name": "memory", "db.operation.name": "load"}
+    start = time.perf_counter()
+    for _ in range(count):
+        histogram.record(1e-5, attributes)
+    costs[PER_RECORD] = Figure((time.perf_counter() - start) / count * 1e6, "µs")
+    return costs
 
 
 def next_turn(state: SessionState | None) -> SessionState:
@@ -112,6 +150,7 @@ async def run(context: Context) -> Section:
     finally:
         for store in stores.values():
             await store.close()
+    figures = per_event_costs()
     cells = summarize(
         samples,
         "ops/s",
@@ -147,6 +186,7 @@ async def run(context: Context) -> Section:
         notes=[
             "ratio = median over rounds of (with OpenTelemetry / plain), same store, same "
             "concurrency, same round, with its (min-max); 0.97 means 3% slower",
+            *(f"{name}: {figure.value:.1f} µs" for name, figure in figures.items()),
         ],
         tables=[
             Table(
@@ -156,7 +196,7 @@ async def run(context: Context) -> Section:
             )
         ],
         cells=cells,
-        figures={},
+        figures=figures,
     )
 
 
