@@ -29,7 +29,7 @@ from valerie.infrastructure import (
     MissingDependencyError,
     RedisSessionStore,
 )
-from valerie.infrastructure.session_store.backends.redis.store import LOCK_SUFFIX
+from valerie.infrastructure.session_store.backends.redis.keys import LOCK_SUFFIX
 
 STATE = {"user_id": "user-123", "step": 1, "text": "Olá 💬"}
 
