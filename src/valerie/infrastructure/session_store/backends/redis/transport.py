@@ -36,7 +36,6 @@ from .failures import (
     access_denial,
     connections_busy,
     not_replicated,
-    raise_translated,
     translate,
 )
 from .topology import RedisClient, build_client, sentinel_clients
@@ -246,7 +245,7 @@ class RedisTransport:
             client = cast("RedisCluster", connections.client)
             reply = await client.execute_command(*command, target_nodes=node)
         except Exception as error:
-            raise_translated(error, "SCAN", self.place)
+            self._give_up(error, "SCAN", once=False, large=0)
         finally:
             if self._leave(connections):
                 await close_client(connections.client)
