@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 _Result = TypeVar("_Result")
 
 _logger = logging.getLogger("valerie.session_store")
+# The root of the store's loggers (valerie.session_store.redis, .telemetry): a library's
+# records go where the application's logging sends them, and nowhere (not to stderr) when it
+# configures none.
+_logger.addHandler(logging.NullHandler())
 
 
 class Outcome(StrEnum):
