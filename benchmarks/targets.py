@@ -33,6 +33,7 @@ from benchmarks.scenarios import (
     erasure,
     memory,
     scaling,
+    telemetry,
     throughput,
     typed,
     update,
@@ -353,4 +354,22 @@ ISSUE_10 = [
     ),
 ]
 
-TARGETS: list[Target] = [*SEED, *ISSUE_13, *ISSUE_9, *ISSUE_10]
+ISSUE_11 = [
+    Target(
+        f"{label} {kind} with OpenTelemetry / without, {task_count(64)}",
+        Ratio(
+            telemetry.NAME,
+            Cell(store + telemetry.WITH_OTEL, kind, 64),
+            Cell(store, kind, 64),
+        ),
+        "issue 11",
+        floor=floor,
+    )
+    for store, label, floor in (
+        (VALERIE_REDIS, "Redis store", 0.97),
+        (VALERIE_MEMORY, "Memory store", 0.90),
+    )
+    for kind in telemetry.OPERATIONS
+]
+
+TARGETS: list[Target] = [*SEED, *ISSUE_13, *ISSUE_9, *ISSUE_10, *ISSUE_11]

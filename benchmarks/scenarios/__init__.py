@@ -13,6 +13,7 @@ from benchmarks.scenarios import (
     memory,
     observers,
     scaling,
+    telemetry,
     throughput,
     typed,
     update,
@@ -31,5 +32,6 @@ SCENARIOS: dict[str, Scenario] = {
         memory.SCENARIO,
         observers.SCENARIO,
         typed.SCENARIO,
+        telemetry.SCENARIO,
     )
 }

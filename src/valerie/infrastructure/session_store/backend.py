@@ -18,10 +18,29 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from .versions import version_of
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """A connection pool's state right now, for the `db.client.connection.*` metrics.
+
+    Attributes:
+        max: Connections the pool opens at most.
+        used: Connections a call holds now.
+        idle: Connections open and free now.
+        pending: Calls waiting for a free connection now.
+    """
+
+    max: int
+    used: int
+    idle: int
+    pending: int
+
 
 ConnectionWaitHook = Callable[[float, bool], None]
 """Called by a pooled backend after a call waited for a free connection: the seconds it
@@ -60,6 +79,10 @@ class Backend(ABC):
 
     name: ClassVar[str] = "custom"
     connection_wait_hook: ConnectionWaitHook | None = None
+
+    def pool_usage(self) -> PoolUsage | None:
+        """The connection pool's state now; `None` (the default) for a backend without one."""
+        return None
 
     @abstractmethod
     async def read(self, session_id: str) -> bytes | None:

@@ -148,6 +148,8 @@ class EncodedSessionStore(SessionStore):
         if observing:
             self._instrumentation = Instrumentation(backend.name, observing)
             backend.connection_wait_hook = self._instrumentation.connection_wait
+            for observer in observing:
+                observer.on_attach(backend.name, backend.pool_usage)
 
     def __repr__(self) -> str:
         return (

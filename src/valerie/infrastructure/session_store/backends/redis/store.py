@@ -19,6 +19,7 @@ from ...backend import (
     ExpiryControl,
     Leases,
     Owners,
+    PoolUsage,
     Relocation,
     Scans,
 )
@@ -249,6 +250,30 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocat
 
     async def ping(self) -> dict[str, Any]:
         return await self._transport.describe()
+
+    def pool_usage(self) -> PoolUsage | None:
+        """This event loop's pool: connections held by calls, open and free, calls waiting.
+
+        Open connections are counted as the most ever held at once (the pool opens one only
+        when none is free, and keeps it); `None` before the first call.
+        """
+        return self._transport.usage()
+
+    async def server_info(self) -> dict[str, str]:
+        """The fields of the server's `INFO memory` and `INFO stats`, for the telemetry sampler.
+
+        Raises:
+            AccessDeniedError: the server refuses `INFO` (an ACL without `+info`).
+            BackendUnavailableError: the server cannot be reached.
+        """
+        from ...telemetry.redis_info import parse_info
+
+        replies = await self._run([("INFO", "memory"), ("INFO", "stats")])
+        fields: dict[str, str] = {}
+        for reply in replies:
+            text = reply.decode() if isinstance(reply, bytes) else str(reply)
+            fields.update(parse_info(text))
+        return fields
 
     async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         await self._execute(
