@@ -8,6 +8,8 @@ that changes one fails there by name. What it adds to redis-py's own `execute_co
   more than `LARGE_WRITE` bytes are sent once, never retried.
 - `min_replicas`: a WAIT follows each write on the same connection (WAIT counts the writes sent
   before it on its connection); on a cluster such writes go to each slot's primary directly.
+- Automatic pipelining (`coalescing.py`): the commands of concurrent calls share pipelines
+  on at most `PIPELINE_CONNECTIONS` connections, on one server.
 - A budget of connections per store and event loop, a bounded wait for one, and a close that
   never closes a client under a running call.
 """
@@ -151,30 +153,40 @@ class RedisTransport:
         wait = self._wait_command() if write else None
         size = _payload(commands) if write else 0
         large = size if size > LARGE_WRITE else 0
-        connections = await self._enter()
+        connections = self._connections_now()
         cluster = connections.cluster
         once = not retry or bool(large) or (wait is not None and cluster)
         name = str(commands[0][0])
         acknowledged: int | Exception | None = None
+        coalescer = connections.coalescer
         try:
-            coalescer = connections.coalescer
             if coalescer is not None and wait is None and not large:
-                replies = await coalescer.run(commands, once=once, size=size)
-            elif cluster:
-                replies, acknowledged = await self._run_on_cluster(
-                    cast("RedisCluster", connections.client), commands, wait, once
-                )
+                # Pipelined: the coalescer bounds the connections, and how long a call
+                # waits for one; counted so that close() leaves the client to the last call.
+                connections.calls += 1
+                try:
+                    replies = await coalescer.run(commands, once=once, size=size)
+                finally:
+                    if connections.uncount():
+                        await close_client(connections.client)
             else:
-                replies, acknowledged = await self._run_on_pool(
-                    cast("Redis", connections.client), commands, wait, once
-                )
+                await self._enter(connections)
+                try:
+                    if cluster:
+                        replies, acknowledged = await self._run_on_cluster(
+                            cast("RedisCluster", connections.client), commands, wait, once
+                        )
+                    else:
+                        replies, acknowledged = await self._run_on_pool(
+                            cast("Redis", connections.client), commands, wait, once
+                        )
+                finally:
+                    if self._leave(connections):
+                        await close_client(connections.client)
         except SessionStoreError:
             raise
         except Exception as error:
             raise_translated(error, name, self.place, once=once, large=large)
-        finally:
-            if self._leave(connections):
-                await close_client(connections.client)
         for reply in replies:
             if isinstance(reply, Exception):
                 raise_translated(reply, name, self.place, once=once, large=large)
@@ -276,7 +288,13 @@ class RedisTransport:
             busy=lambda: connections_busy(
                 self.place, min(PIPELINE_CONNECTIONS, self.max_connections)
             ),
+            waited=self._report_wait,
         )
+
+    def _report_wait(self, seconds: float, timed_out: bool) -> None:
+        hook = self.wait_hook
+        if hook is not None:
+            hook(seconds, timed_out)
 
     async def _enter(self, connections: _Connections | None = None) -> _Connections:
         """Count a call on this loop's client (or `connections`), and take a connection slot.
