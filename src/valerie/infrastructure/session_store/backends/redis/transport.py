@@ -1,8 +1,9 @@
 """How the store's commands reach Redis: pools, sends, replies, retries, WAIT and routing.
 
 The only module that touches redis-py's internals (connections, pools, cluster nodes, slot
-maps); each internal it uses is pinned by tests/test_redis_internals.py, so a redis-py upgrade
-that changes one fails there by name. What it adds to redis-py's own `execute_command`:
+maps); each internal it uses is pinned by tests/backends/redis/test_redis_internals.py, so a
+redis-py upgrade that changes one fails there by name. What it adds to redis-py's own
+`execute_command`:
 
 - Writes that must not run twice (compare-and-set, lease release and extend) and writes of
   more than `LARGE_WRITE` bytes are sent once, never retried.
