@@ -84,8 +84,8 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocat
         prefix: Starts every key of this store; stores with different prefixes never meet.
         timeout: Seconds a connection attempt or a command may take.
         retries: Further attempts after a connection error or timeout.
-        max_connections: Calls this store runs at once, and connections it opens at most; a
-            call that finds them all busy waits up to `timeout` for one.
+        max_connections: Connections this store opens at most (pipelined calls share at
+            most 8 of them); a call that finds them all busy waits up to `timeout` for one.
         pipelining: Send the commands that concurrent calls issue in one step of the event
             loop together, as one pipeline, on at most 8 connections per server (standalone
             and Sentinel; a Cluster routes as before). Each call still gets its own reply or

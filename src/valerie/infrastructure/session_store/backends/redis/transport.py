@@ -9,6 +9,8 @@ redis-py upgrade that changes one fails there by name. What it adds to redis-py'
   more than `LARGE_WRITE` bytes are sent once, never retried.
 - `min_replicas`: a WAIT follows each write on the same connection (WAIT counts the writes sent
   before it on its connection); on a cluster such writes go to each slot's primary directly.
+- Automatic pipelining (`coalescing.py`): the commands of concurrent calls share pipelines
+  on at most `PIPELINE_CONNECTIONS` connections, on one server.
 - A budget of connections per store and event loop, a bounded wait for one, and a close that
   never closes a client under a running call.
 """
@@ -165,30 +167,40 @@ class RedisTransport:
         wait = self._wait_command() if write else None
         size = _payload(commands) if write else 0
         large = size if size > LARGE_WRITE else 0
-        connections = await self._enter()
+        connections = self._connections_now()
         cluster = connections.cluster
         once = not retry or bool(large) or (wait is not None and cluster)
         name = str(commands[0][0])
         acknowledged: int | Exception | None = None
+        coalescer = connections.coalescer
         try:
-            coalescer = connections.coalescer
             if coalescer is not None and wait is None and not large:
-                replies = await coalescer.run(commands, once=once, size=size)
-            elif cluster:
-                replies, acknowledged = await self._run_on_cluster(
-                    cast("RedisCluster", connections.client), commands, wait, once
-                )
+                # Pipelined: the coalescer bounds the connections, and how long a call
+                # waits for one; counted so that close() leaves the client to the last call.
+                connections.calls += 1
+                try:
+                    replies = await coalescer.run(commands, once=once, size=size)
+                finally:
+                    if connections.uncount():
+                        await close_client(connections.client)
             else:
-                replies, acknowledged = await self._run_on_pool(
-                    cast("Redis", connections.client), commands, wait, once
-                )
+                await self._enter(connections)
+                try:
+                    if cluster:
+                        replies, acknowledged = await self._run_on_cluster(
+                            cast("RedisCluster", connections.client), commands, wait, once
+                        )
+                    else:
+                        replies, acknowledged = await self._run_on_pool(
+                            cast("Redis", connections.client), commands, wait, once
+                        )
+                finally:
+                    if self._leave(connections):
+                        await close_client(connections.client)
         except SessionStoreError:
             raise
         except Exception as error:
             self._give_up(error, name, once=once, large=large)
-        finally:
-            if self._leave(connections):
-                await close_client(connections.client)
         for reply in replies:
             if isinstance(reply, Exception):
                 self._give_up(reply, name, once=once, large=large)
@@ -220,11 +232,12 @@ class RedisTransport:
         connections = self._connections
         if connections is None:
             return None
+        coalescer = connections.coalescer
         return PoolUsage(
-            max=self.max_connections,
+            max=self.max_connections if coalescer is None else coalescer.connections,
             used=connections.held,
             idle=connections.opened - connections.held,
-            pending=connections.waiting,
+            pending=connections.waiting + (0 if coalescer is None else coalescer.queued),
         )
 
     async def scan(self, pattern: str, count: int) -> AsyncIterator[list[bytes]]:
@@ -303,10 +316,13 @@ class RedisTransport:
             # Counted as a call: close() must not close the client under a batch whose
             # callers were cancelled.
             connections.calls += 1
+            connections.held += 1  # a batch holds one connection (the pool's metrics)
+            connections.opened = max(connections.opened, connections.held)
             try:
                 replies, _ = await self._run_on_pool(client, commands, None, once)
                 return replies
             finally:
+                connections.held -= 1
                 if connections.uncount():
                     await close_client(client)
 
@@ -319,7 +335,13 @@ class RedisTransport:
             busy=lambda: connections_busy(
                 self.place, min(PIPELINE_CONNECTIONS, self.max_connections)
             ),
+            waited=self._report_wait,
         )
+
+    def _report_wait(self, seconds: float, timed_out: bool) -> None:
+        hook = self.wait_hook
+        if hook is not None:
+            hook(seconds, timed_out)
 
     async def _enter(self, connections: _Connections | None = None) -> _Connections:
         """Count a call on this loop's client (or `connections`), and take a connection slot.
