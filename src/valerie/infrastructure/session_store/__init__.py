@@ -27,6 +27,7 @@ from .errors import (
     SessionStoreError,
     VersionConflictError,
 )
+from .inspection import SessionInfo, TimedState
 from .lease import Lease
 from .validation import TTL
 from .versions import ABSENT, VersionedState
@@ -51,12 +52,14 @@ __all__ = [
     "RedisSessionStore",
     "ReplicationError",
     "SerializationError",
+    "SessionInfo",
     "SessionLockedError",
     "SessionState",
     "SessionStore",
     "SessionStoreError",
     "SessionStoreSettings",
     "StateCodec",
+    "TimedState",
     "VersionConflictError",
     "VersionedState",
     "get_default_ttl",

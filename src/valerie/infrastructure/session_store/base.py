@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from .codec import DEFAULT_CODEC, SessionState
 from .errors import VersionConflictError
+from .inspection import SessionInfo, TimedState
 from .lease import Lease
 from .validation import (
     TTL,
@@ -345,6 +346,37 @@ class EncodedSessionStore(SessionStore):
         if items:
             await self._write_many(items, seconds)
 
+    async def describe_many(self, session_ids: Iterable[str]) -> dict[str, SessionInfo | None]:
+        """Return the stored size and remaining lifetime of many sessions (`None` for missing ones).
+
+        Reads no value (on Redis, `STRLEN` and `PTTL` pipelined: one round trip), changes
+        nothing; for operators' listings and statistics.
+
+        Raises:
+            InvalidArgumentError: `session_ids` is a single `str` or not an iterable.
+            InvalidSessionIdError: An id is not valid; nothing was read.
+        """
+        ids = check_ids(session_ids)
+        found = await self._describe_many(ids) if ids else []
+        return dict(zip(ids, found, strict=True))
+
+    async def load_many_with_ttl(self, session_ids: Iterable[str]) -> dict[str, TimedState | None]:
+        """Return the states of many sessions with their remaining lifetime, in one round trip.
+
+        `None` for a missing session. Changes nothing (the TTLs are not renewed); for exports.
+
+        Raises:
+            InvalidArgumentError: `session_ids` is a single `str` or not an iterable.
+            InvalidSessionIdError: An id is not valid; nothing was read.
+            CorruptedSessionError: A stored value is not the JSON of an object.
+        """
+        ids = check_ids(session_ids)
+        found = await self._read_many_with_ttl(ids) if ids else []
+        return {
+            session_id: None if item is None else TimedState(DEFAULT_CODEC.decode(item[0]), item[1])
+            for session_id, item in zip(ids, found, strict=True)
+        }
+
     async def delete_many(self, session_ids: Iterable[str]) -> None:
         """Remove many sessions in one round trip; missing ones are not an error.
 
@@ -504,6 +536,25 @@ class EncodedSessionStore(SessionStore):
         """Remove each id."""
         for session_id in session_ids:
             await self._remove(session_id)
+
+    async def _describe_many(self, session_ids: list[str]) -> list[SessionInfo | None]:
+        """Return each id's stored size and milliseconds left, in order (None if missing)."""
+        found: list[SessionInfo | None] = []
+        for item in await self._read_many_with_ttl(session_ids):
+            found.append(None if item is None else SessionInfo(len(item[0]), item[1]))
+        return found
+
+    async def _read_many_with_ttl(self, session_ids: list[str]) -> list[tuple[bytes, int] | None]:
+        """Return each id's bytes and milliseconds left, in order (None if missing).
+
+        The default reads each session, then its TTL in whole seconds.
+        """
+        found: list[tuple[bytes, int] | None] = []
+        for session_id in session_ids:
+            data = await self._read(session_id)
+            seconds = None if data is None else await self._remaining(session_id)
+            found.append(None if data is None or seconds is None else (data, seconds * 1000))
+        return found
 
     async def _ping(self) -> dict[str, Any]:
         """Make a round trip to the backend; return facts about it."""
