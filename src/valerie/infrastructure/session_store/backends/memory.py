@@ -226,6 +226,17 @@ class InMemorySessionStore(EncodedSessionStore):
         entry = self._live_entry(session_id)
         return None if entry is None else math.ceil(entry[1] - self._clock())
 
+    async def _read_many_with_ttl(self, session_ids: list[str]) -> list[tuple[bytes, int] | None]:
+        found: list[tuple[bytes, int] | None] = []
+        for session_id in session_ids:
+            entry = self._live_entry(session_id)
+            if entry is None:
+                found.append(None)
+            else:
+                # Rounded up, as Redis's PTTL does not reach 0 for a live key either.
+                found.append((entry[0], math.ceil((entry[1] - self._clock()) * 1000)))
+        return found
+
     async def _acquire_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
         now = self._clock()
         self._lock_expiry.sweep(now)
