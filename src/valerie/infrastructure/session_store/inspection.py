@@ -12,7 +12,8 @@ class SessionInfo(NamedTuple):
 
     Attributes:
         size: Bytes stored (the JSON as kept by the backend).
-        ttl_ms: Milliseconds left before it expires.
+        ttl_ms: Milliseconds left before it expires; -1 for a Redis key without expiry
+            (written by something other than a store).
     """
 
     size: int
@@ -24,7 +25,7 @@ class TimedState(NamedTuple):
 
     Attributes:
         state: The state, as `load` returns it.
-        ttl_ms: Milliseconds left before it expires.
+        ttl_ms: Milliseconds left before it expires; -1 as in `SessionInfo`.
     """
 
     state: SessionState

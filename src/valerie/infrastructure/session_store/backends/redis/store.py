@@ -22,6 +22,7 @@ from ...errors import (
     MissingDependencyError,
     ReplicationError,
 )
+from ...inspection import SessionInfo
 from ...validation import TTL, check_prefix
 from .urls import RedisTarget, mask_url, parse_redis_url
 
@@ -356,6 +357,13 @@ class RedisSessionStore(EncodedSessionStore):
         # GETs in a pipeline rather than MGET: MGET answers nil for a key of another type,
         # where GET (and so load) reports it as corrupted.
         return await self._run([("GET", self.prefix + i) for i in session_ids])
+
+    async def _read_many_with_ttl(self, session_ids: list[str]) -> list[tuple[bytes, int] | None]:
+        return _with_ttls(await self._run(_paired("GET", self.prefix, session_ids)))
+
+    async def _describe_many(self, session_ids: list[str]) -> list[SessionInfo | None]:
+        replies = _with_ttls(await self._run(_paired("STRLEN", self.prefix, session_ids)))
+        return [None if reply is None else SessionInfo(*reply) for reply in replies]
 
     async def _write_many(self, items: list[tuple[str, bytes]], ttl_seconds: int) -> None:
         commands = [
@@ -857,6 +865,26 @@ def _require_redis() -> None:
         raise MissingDependencyError(
             "RedisSessionStore needs redis-py, which is not installed: pip install 'valerie[redis]'"
         ) from None
+
+
+def _paired(command: str, prefix: str, session_ids: list[str]) -> list[tuple[Any, ...]]:
+    """`command` then `PTTL` for each session: adjacent in the pipeline, so read together."""
+    commands: list[tuple[Any, ...]] = []
+    for session_id in session_ids:
+        key = prefix + session_id
+        commands += [(command, key), ("PTTL", key)]
+    return commands
+
+
+def _with_ttls(replies: list[Any]) -> list[Any]:
+    """Pair each value with its PTTL; `None` where the key is missing (or expired in between).
+
+    A key without expiry (not written by a store) gets -1.
+    """
+    found: list[Any] = []
+    for value, milliseconds in zip(replies[::2], replies[1::2], strict=True):
+        found.append(None if milliseconds == -2 or value is None else (value, milliseconds))
+    return found
 
 
 def _is_cluster(client: object) -> TypeGuard[RedisCluster]:
