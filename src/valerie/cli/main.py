@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .doctor.command import doctor
 from .errors import CommandFailure
 from .exit_codes import ExitCode
 from .sessions import get, ls, rm, touch, ttl
@@ -24,7 +25,7 @@ def cli() -> None:
     """Inspect, export, import and clear chatbot sessions; `doctor` checks the server."""
 
 
-for command in (ls, get, ttl, touch, rm, stats, export, import_, clear):
+for command in (ls, get, ttl, touch, rm, stats, export, import_, clear, doctor):
     cli.add_command(command)
 
 

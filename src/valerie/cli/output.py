@@ -19,15 +19,22 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+PIPED_WIDTH = 4096
+"""Columns when not on a terminal: a line of a table is never cut for a reader like grep."""
+
 
 def stdout() -> Console:
     """A console on stdout: colours and styles only on a terminal."""
-    return Console(highlight=False, soft_wrap=True)
+    return Console(highlight=False, soft_wrap=True, width=_width(sys.stdout))
 
 
 def stderr() -> Console:
     """A console on stderr, for messages beside the data."""
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, width=_width(sys.stderr))
+
+
+def _width(stream: Any) -> int | None:
+    return None if stream.isatty() else PIPED_WIDTH
 
 
 def emit_json(value: Any) -> None:

@@ -100,7 +100,7 @@ def _secrets_of(url: str) -> tuple[str, ...]:
     """The credentials in a URL, however it is written, to scrub from any output."""
     from urllib.parse import parse_qsl, unquote, urlsplit
 
-    secrets = [url]
+    secrets: list[str] = []
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
