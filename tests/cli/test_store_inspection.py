@@ -21,7 +21,7 @@ async def test_describe_many_gives_size_and_ttl_and_none_for_missing(
     assert isinstance(a, SessionInfo)
     assert isinstance(b, SessionInfo)
     assert a.size == len(b'{"x":1}')
-    assert b.size == len('{"text":"'.encode() + ("é" * 10).encode() + b'"}')
+    assert b.size == len(b'{"text":"' + ("é" * 10).encode() + b'"}')
     assert 99_000 < a.ttl_ms <= 100_000
     assert 4_999_000 < b.ttl_ms <= 5_000_000
 
