@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,6 @@ def cli() -> Cli:
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
+def prefix() -> str:
     """A prefix of the test's own."""
-    yield f"cli:{uuid.uuid4().hex[:12]}:"
+    return f"cli:{uuid.uuid4().hex[:12]}:"

@@ -10,7 +10,6 @@ no expiry. Any JSON Lines reader can read it; `import` reads it back.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,7 +43,8 @@ def parse(text: str, now: datetime, *, restart_ttl: bool) -> Record:
     """Read one line of an export.
 
     The TTL is the time left until `expires_at` (so a session expires when it would have), or,
-    with `restart_ttl`, the `ttl_ms` it had at export, counted from now; rounded up to seconds.
+    with `restart_ttl`, the `ttl_ms` it had at export, counted from now; rounded to the nearest
+    second (the store's TTLs are whole seconds), at least 1.
 
     Raises:
         ValueError: The line is not such a record; the message says what is wrong.
@@ -79,7 +79,7 @@ def parse(text: str, now: datetime, *, restart_ttl: bool) -> Record:
         left = (when - now).total_seconds()
     if left <= 0:
         return Record(session_id, state, None, expired=True)
-    return Record(session_id, state, math.ceil(left))
+    return Record(session_id, state, max(1, round(left)))
 
 
 def utc_now() -> datetime:
