@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
@@ -88,11 +89,14 @@ def doctor(
     1: warnings, 2: failures.
     """
     target = resolve(url, prefix, demo)
+    started = time.perf_counter()
     findings = run(diagnose(target, max_latency_ms, min_replicas))
+    seconds = round(time.perf_counter() - started, 3)
     if as_json:
         document: dict[str, Any] = {
             "status": worst(findings).value,
             "exit_code": int(exit_code(findings)),
+            "seconds": seconds,
             "checks": [{**f.as_json(), "message": errors.SCRUB(f.message)} for f in findings],
         }
         emit_json(document)
