@@ -82,6 +82,8 @@ async def test_get_prints_the_state_and_redacts_on_request(
         "history": [{"role": "user", "content": "***"}, {"role": "bot", "content": "***"}],
     }
     assert "4111" not in hidden.out
+    every_field = cli("get", "ada", "--json", "--redact", "*.name", *args(redis_server, prefix))
+    assert every_field.json()["user"] == {"name": "***", "email": "ada@example.com"}
     pretty = cli("get", "ada", "--redact", "history.0", *args(redis_server, prefix))
     assert pretty.out.startswith("{\n")
     assert '"history": [\n    "***",' in pretty.out
