@@ -135,7 +135,7 @@ async def test_stats_counts_sizes_and_ttls(
     assert stats["largest"][0] == {"id": "big", "size": 5011}
     sizes = {b["bucket"]: b["count"] for b in stats["sizes"]}
     assert sizes["≤ 256 B"] == 10
-    assert sizes["≤ 16.0 KiB"] == 1
+    assert sizes["≤ 16 KiB"] == 1
     ttls = {b["bucket"]: b["count"] for b in stats["ttls"]}
     assert ttls["≤ 1m"] == 10
     assert ttls["≤ 6h"] == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Cli
+from tests.redis_deployments import ClusterDeployment
 from tests.redis_server import RedisServer
 from valerie.cli.exit_codes import ExitCode
 from valerie.infrastructure import LockNotOwnedError, RedisSessionStore
@@ -173,3 +174,24 @@ def test_import_into_the_demo_store(cli: Cli) -> None:
     line = json.dumps({"id": uuid.uuid4().hex, "ttl_ms": None, "expires_at": None, "state": {}})
     result = cli("import", "--demo", "--json", input=line)
     assert result.json()["imported"] == 1
+
+
+async def test_ls_export_clear_import_on_a_cluster(
+    cli: Cli, cluster_deployment: ClusterDeployment, prefix: str
+) -> None:
+    """On a Cluster the walk visits every primary, and the round trip restores every session."""
+    url = str(cluster_deployment.url)
+    async with RedisSessionStore(url, prefix=prefix) as store:
+        await store.save_many({f"s{i}": {"n": i} for i in range(300)}, ttl=900)
+        listed = cli("ls", "--json", "--url", url, "--prefix", prefix)
+        assert len(listed.json_lines()) == 300
+        exported = cli("export", "--url", url, "--prefix", prefix)
+        assert cli("clear", "--yes", "--url", url, "--prefix", prefix).code == 0
+        assert await store.count() == 0
+        imported = cli("import", "--json", "--url", url, "--prefix", prefix, input=exported.out)
+        assert imported.json()["imported"] == 300
+        restored = await store.load_many_with_ttl([f"s{i}" for i in range(300)])
+        for number, item in enumerate(restored.values()):
+            assert item is not None
+            assert item.state == {"n": number}
+            assert 890_000 < item.ttl_ms <= 900_500

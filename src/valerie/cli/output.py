@@ -43,11 +43,13 @@ def emit_json(value: Any) -> None:
 
 
 def human_size(size: int) -> str:
-    """`1536` -> `1.5 KiB`."""
+    """`1536` -> `1.5 KiB`, `16384` -> `16 KiB`."""
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
         if value < 1024 or unit == "GiB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+            if unit == "B":
+                return f"{size} B"
+            return f"{value:.0f} {unit}" if value.is_integer() else f"{value:.1f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
-from rich.table import Table
 
 from .output import emit_json, human_duration, human_size, stdout
 from .runner import run
@@ -94,16 +93,15 @@ class Statistics:
         }
 
 
-def _chart(title: str, histogram: Histogram) -> Table:
-    table = Table(title=title, title_justify="left", box=None, show_header=False)
-    table.add_column(justify="right")
-    table.add_column()
-    table.add_column(justify="right")
+def _chart(title: str, histogram: Histogram) -> list[str]:
+    """The histogram as lines of text: label, bar, count (no trailing spaces)."""
     most = max(histogram.counts) or 1
+    width = max(len(label) for label in histogram.labels)
+    lines = [title]
     for label, count in zip(histogram.labels, histogram.counts, strict=True):
         bar = "█" * round(BAR_WIDTH * count / most) if count else ""
-        table.add_row(label, f"[cyan]{bar}[/cyan]", str(count))
-    return table
+        lines.append(f"  {label:>{width}}  [cyan]{bar:<{BAR_WIDTH}}[/cyan]  {count}")
+    return lines
 
 
 @click.command("stats")
@@ -139,7 +137,7 @@ def stats(
             for size, session_id in sorted(gathered.largest, reverse=True)
         )
         console.print(f"largest: {largest}", markup=False)
-    console.print(_chart("Size", gathered.sizes))
-    console.print(_chart("TTL left", gathered.ttls))
+    for line in [*_chart("Size", gathered.sizes), *_chart("TTL left", gathered.ttls)]:
+        console.print(line)
     if gathered.never_expire:
         console.print(f"{gathered.never_expire} keys without expiry (not written by a store)")
