@@ -152,14 +152,16 @@ def test_the_memory_store_is_refused_with_what_to_do(cli: Cli) -> None:
     assert "--demo" in result.err
 
 
-def test_the_demo_store_answers_every_reading_command(cli: Cli) -> None:
+def test_the_demo_store_answers_every_command(cli: Cli) -> None:
     """--demo: a memory store of sample sessions, for trying the CLI without Redis."""
     listed = cli("ls", "--demo", "--json").json_lines()
     assert len(listed) == 12
     assert cli("get", "chat:ada", "--demo", "--json").json()["user"]["name"] == "Ada"
     assert cli("stats", "--demo", "--json").json()["count"] == 12
     assert cli("ttl", "chat:ada", "--demo", "--json").json() == {"ttl": 300}
+    assert cli("touch", "chat:ada", "60", "--demo", "--json").json() == {"ttl": 60}
     assert cli("rm", "chat:ada", "--demo", "--json").json() == {"deleted": 1, "missing": 0}
+    assert cli("clear", "--yes", "--demo", "--json").json() == {"sessions": 12, "deleted": 12}
     assert len(cli("export", "--demo").json_lines()) == 12
     assert cli("doctor", "--demo", "--json").json()["status"] == "pass"
 
