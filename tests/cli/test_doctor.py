@@ -154,7 +154,8 @@ def test_the_readme_rule_alone_degrades_to_warnings_never_a_crash(
 
 def test_a_cluster_with_an_uncovered_slot_fails(cli: Cli) -> None:
     """A Cluster whose slots are not all assigned: cluster-slots FAIL, exit code 2."""
-    with server_with("--cluster-enabled", "yes", "--appendonly", "yes") as node:
+    cluster = ("--cluster-enabled", "yes", "--cluster-port", str(free_port()))
+    with server_with(*cluster, "--appendonly", "yes") as node:
         node.command("CLUSTER", "ADDSLOTSRANGE", "0", "16000")
         url = f"redis+cluster://127.0.0.1:{node.port}"
         result = cli("doctor", "--json", "--url", url, *RELAXED)

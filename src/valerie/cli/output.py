@@ -19,6 +19,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+"""`--json` for a command whose output is data."""
+
 PIPED_WIDTH = 4096
 """Columns when not on a terminal: a line of a table is never cut for a reader like grep."""
 

@@ -3,54 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from itertools import islice
 
 import click
 from rich.json import JSON
 from rich.markup import escape
 
-from valerie.infrastructure import EncodedSessionStore
-from valerie.infrastructure.session_store import SessionInfo
-
 from .errors import CommandFailure
 from .exit_codes import ExitCode
-from .output import emit_json, human_duration, human_size, stdout
+from .output import emit_json, human_duration, human_size, json_option, stdout
+from .paging import PAGE, described
 from .redact import parse_path, redact
 from .runner import run
 from .settings import open_store, resolve, store_options
 
-PAGE = 500
-"""Ids described per round trip while walking the store."""
-
 MISSING = "no such session (it does not exist, or has expired)"
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-
-
-async def described(
-    store: EncodedSessionStore, match: str | None, limit: int | None = None
-) -> AsyncIterator[list[tuple[str, SessionInfo]]]:
-    """Pages of (id, size and TTL) of the store's sessions: streamed, one page in memory."""
-    ids = store.iter_ids(match)
-    seen = 0
-    while limit is None or seen < limit:
-        want = PAGE if limit is None else min(PAGE, limit - seen)
-        page = [session_id async for session_id in _take(ids, want)]
-        if not page:
-            return
-        infos = await store.describe_many(page)
-        found = [(i, info) for i, info in infos.items() if info is not None]
-        seen += len(page)
-        yield found
-
-
-async def _take(ids: AsyncIterator[str], count: int) -> AsyncIterator[str]:
-    for _ in range(count):
-        try:
-            yield await anext(ids)
-        except StopAsyncIteration:
-            return
 
 
 @click.command("ls")

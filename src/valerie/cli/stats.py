@@ -9,9 +9,9 @@ from typing import Any
 
 import click
 
-from .output import emit_json, human_duration, human_size, stdout
+from .output import emit_json, human_duration, human_size, json_option, stdout
+from .paging import described
 from .runner import run
-from .sessions import described, json_option
 from .settings import open_store, resolve, store_options
 
 SIZE_EDGES = (256, 1024, 4096, 16384, 65536, 262144, 1048576)

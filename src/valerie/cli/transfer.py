@@ -22,9 +22,9 @@ from valerie.infrastructure import (
 from . import jsonl
 from .errors import CommandFailure
 from .exit_codes import ExitCode
-from .output import emit_json, progress, stderr
+from .output import emit_json, json_option, progress, stderr
+from .paging import PAGE, take
 from .runner import run
-from .sessions import PAGE, _take, json_option
 from .settings import Target, open_store, resolve, store_options
 
 IMPORT_BATCH = 200
@@ -85,7 +85,7 @@ def export(
         async with open_store(target) as store:
             with progress("exporting") as ticker:
                 ids = store.iter_ids(match)
-                while page := [i async for i in _take(ids, PAGE)]:
+                while page := [i async for i in take(ids, PAGE)]:
                     page = [i for i in page if i not in done]
                     found = await store.load_many_with_ttl(page) if page else {}
                     now = jsonl.utc_now()
@@ -288,7 +288,7 @@ def clear(yes: bool, as_json: bool, url: str | None, prefix: str | None, demo: b
             deleted = 0
             with progress("deleting", total) as ticker:
                 ids = store.iter_ids()
-                while page := [i async for i in _take(ids, PAGE)]:
+                while page := [i async for i in take(ids, PAGE)]:
                     await store.delete_many(page)
                     deleted += len(page)
                     ticker.advance(len(page))

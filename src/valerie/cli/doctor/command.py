@@ -9,9 +9,8 @@ import click
 from rich.markup import escape
 
 from .. import errors
-from ..output import emit_json, stdout
+from ..output import emit_json, json_option, stdout
 from ..runner import run
-from ..sessions import json_option
 from ..settings import Target, resolve, store_options
 from .config_checks import configuration_checks
 from .findings import Finding, Status, exit_code, passed, warned, worst
