@@ -180,3 +180,37 @@ def test_help_on_every_command_and_python_dash_m(cli: Cli) -> None:
         [sys.executable, "-m", "valerie.cli", "--help"], capture_output=True, check=True
     )
     assert b"doctor" in module.stdout
+
+
+async def test_keys_that_hold_no_session_never_hide_the_others(
+    cli: Cli, redis_server: RedisServer, prefix: str, store: RedisSessionStore
+) -> None:
+    """A value that is not JSON and a hash under the prefix: ls, stats and export show every
+    session, name the broken keys and exit 7; get says what is wrong; rm deletes them."""
+    await store.save_many({f"s{i}": {"n": i} for i in range(600)})
+    redis_server.command("SET", f"{prefix}broken", "not json")
+    redis_server.command("HSET", f"{prefix}ahash", "a", "1")
+    listed = cli("ls", "--json", *args(redis_server, prefix))
+    assert listed.code == ExitCode.DATA
+    rows = {row["id"]: row for row in listed.json_lines()}
+    assert len(rows) == 602
+    assert "a Redis type other than a string" in rows["ahash"]["error"]
+    assert rows["broken"]["size"] == 8
+    assert "hold no session" in listed.err
+    stats = cli("stats", "--json", *args(redis_server, prefix))
+    assert stats.code == ExitCode.DATA
+    assert (stats.json()["count"], stats.json()["unreadable"]) == (601, 1)
+    exported = cli("export", *args(redis_server, prefix))
+    assert exported.code == ExitCode.DATA
+    assert len(exported.json_lines()) == 600
+    assert "not exported, no session: " in exported.err
+    assert {"ahash", "broken"} == set(
+        exported.err.split("not exported, no session: ")[1].splitlines()[0].split(", ")
+    )
+    broken = cli("get", "broken", *args(redis_server, prefix))
+    assert broken.code == ExitCode.DATA
+    assert "not valid JSON" in broken.err
+    assert cli("rm", "broken", "ahash", "--json", *args(redis_server, prefix)).json() == {
+        "deleted": 2, "missing": 0
+    }  # fmt: skip
+    assert cli("ls", *args(redis_server, prefix)).code == 0

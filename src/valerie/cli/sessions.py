@@ -12,7 +12,7 @@ from rich.markup import escape
 from .errors import CommandFailure
 from .exit_codes import ExitCode
 from .output import emit_json, human_duration, human_size, json_option, stdout
-from .paging import PAGE, described
+from .paging import PAGE, Unreadable, described, read_page, unreadable_failure
 from .redact import parse_path, redact
 from .runner import run
 from .settings import open_store, resolve, store_options
@@ -37,21 +37,33 @@ def ls(
     target = resolve(url, prefix, demo)
     console = stdout()
 
-    async def main() -> None:
+    async def main() -> int:
+        unreadable = 0
         async with open_store(target) as store:
             if not as_json:
                 console.print(f"[bold]{'TTL':>10}  {'SIZE':>10}  ID[/bold]")
             async for page in described(store, match, limit):
                 for session_id, info in page:
-                    if as_json:
+                    if isinstance(info, Unreadable):
+                        unreadable += 1
+                        if as_json:
+                            emit_json({"id": session_id, "error": info.reason})
+                        else:
+                            console.print(
+                                f"{'?':>10}  {'?':>10}  {escape(session_id)}  [red](no session)[/]"
+                            )
+                    elif as_json:
                         emit_json({"id": session_id, "ttl_ms": info.ttl_ms, "size": info.size})
                     else:
                         console.print(
                             f"{human_duration(info.ttl_ms):>10}  {human_size(info.size):>10}  "
                             f"{escape(session_id)}"
                         )
+        return unreadable
 
-    run(main())
+    unreadable = run(main())
+    if unreadable:
+        raise unreadable_failure(unreadable)
 
 
 @click.command("get")
@@ -162,9 +174,9 @@ def rm(
         async with open_store(target) as store:
             iterator = iter(ids)
             while page := list(islice(iterator, PAGE)):
-                found = await store.describe_many(page)
+                # Counted as read just before: a key that holds no session is deleted too.
+                deleted += len(await read_page(store.describe_many, page))
                 await store.delete_many(page)
-                deleted += sum(info is not None for info in found.values())
         if as_json:
             emit_json({"deleted": deleted, "missing": len(ids) - deleted})
         else:

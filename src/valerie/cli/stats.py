@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from .output import emit_json, human_duration, human_size, json_option, stdout
-from .paging import described
+from .paging import Unreadable, described, unreadable_failure
 from .runner import run
 from .settings import open_store, resolve, store_options
 
@@ -59,6 +59,7 @@ class Statistics:
     count: int = 0
     total: int = 0
     never_expire: int = 0
+    unreadable: int = 0
     largest: list[tuple[int, str]] = field(default_factory=list)  # a min-heap of (size, id)
     sizes: Histogram = field(
         default_factory=lambda: Histogram(SIZE_EDGES, _labels(SIZE_EDGES, human_size))
@@ -90,6 +91,7 @@ class Statistics:
             "sizes": self.sizes.as_json(),
             "ttls": self.ttls.as_json(),
             "without_expiry": self.never_expire,
+            "unreadable": self.unreadable,
         }
 
 
@@ -119,12 +121,21 @@ def stats(
         async with open_store(target) as store:
             async for page in described(store, match):
                 for session_id, info in page:
-                    gathered.add(session_id, info.size, info.ttl_ms)
+                    if isinstance(info, Unreadable):
+                        gathered.unreadable += 1
+                    else:
+                        gathered.add(session_id, info.size, info.ttl_ms)
 
     run(main())
     if as_json:
         emit_json(gathered.as_json())
-        return
+    else:
+        _draw(gathered)
+    if gathered.unreadable:
+        raise unreadable_failure(gathered.unreadable)
+
+
+def _draw(gathered: Statistics) -> None:
     console = stdout()
     average = gathered.total // gathered.count if gathered.count else 0
     console.print(

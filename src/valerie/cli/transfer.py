@@ -23,7 +23,7 @@ from . import jsonl
 from .errors import CommandFailure
 from .exit_codes import ExitCode
 from .output import emit_json, json_option, progress, stderr
-from .paging import PAGE, take
+from .paging import PAGE, Unreadable, loaded, take, unreadable_failure
 from .runner import run
 from .settings import Target, open_store, resolve, store_options
 
@@ -80,33 +80,39 @@ def export(
     target = resolve(url, prefix, demo)
     stream: IO[bytes] = sys.stdout.buffer if output is None else output.open("ab")
 
-    async def main() -> int:
-        written = 0
+    async def main() -> tuple[int, list[str]]:
+        written, unreadable = 0, []
         async with open_store(target) as store:
             with progress("exporting") as ticker:
                 ids = store.iter_ids(match)
                 while page := [i async for i in take(ids, PAGE)]:
                     page = [i for i in page if i not in done]
-                    found = await store.load_many_with_ttl(page) if page else {}
+                    found = await loaded(store, page) if page else []
                     now = jsonl.utc_now()
-                    lines = [
-                        jsonl.line(session_id, item.state, item.ttl_ms, now) + "\n"
-                        for session_id, item in found.items()
-                        if item is not None
-                    ]
-                    stream.write("".join(lines).encode())
+                    lines = []
+                    for session_id, item in found:
+                        if isinstance(item, Unreadable):
+                            unreadable.append(session_id)
+                        else:
+                            lines.append(jsonl.line(session_id, item.state, item.ttl_ms, now))
+                    stream.write("".join(line + "\n" for line in lines).encode())
                     stream.flush()
                     written += len(lines)
                     ticker.advance(len(lines))
-        return written
+        return written, unreadable
 
     try:
-        written = run(main())
+        written, unreadable = run(main())
     finally:
         if output is not None:
             stream.close()
     resumed = f" (after {len(done)} already in {output})" if done else ""
-    stderr().print(f"exported {written} sessions from {_where(target)}{resumed}", markup=False)
+    console = stderr()
+    console.print(f"exported {written} sessions from {_where(target)}{resumed}", markup=False)
+    if unreadable:
+        shown = ", ".join(unreadable[:SHOWN_ERRORS]) + (", ..." if len(unreadable) > 10 else "")
+        console.print(f"not exported, no session: {shown}", markup=False)
+        raise unreadable_failure(len(unreadable))
 
 
 def _complete_ids(path: Path) -> set[str]:
