@@ -214,3 +214,33 @@ async def test_keys_that_hold_no_session_never_hide_the_others(
         "deleted": 2, "missing": 0
     }  # fmt: skip
     assert cli("ls", *args(redis_server, prefix)).code == 0
+
+
+def test_without_redis_py_the_demo_works_and_redis_says_what_to_install() -> None:
+    """The command line needs redis-py only for Redis: --demo works without it, and a Redis
+    URL names the extra to install (exit code 4)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import python_env
+
+    script = """
+import sys
+sys.modules["redis"] = None  # as if redis-py were not installed
+from valerie.cli.main import main
+sys.argv = ["valerie-sessions", *sys.argv[1:]]
+main()
+"""
+    demo = subprocess.run(
+        [sys.executable, "-c", script, "doctor", "--demo"],
+        capture_output=True, text=True, timeout=60, env=python_env(), check=False,
+    )  # fmt: skip
+    assert demo.returncode == 0, demo.stderr
+    assert demo.stdout.splitlines()[-1] == "PASS (exit code 0)"
+    for command in ("ls", "doctor"):
+        redis = subprocess.run(
+            [sys.executable, "-c", script, command, "--url", "redis://127.0.0.1:1/0"],
+            capture_output=True, text=True, timeout=60, env=python_env(), check=False,
+        )  # fmt: skip
+        assert redis.returncode == ExitCode.CONFIGURATION, (command, redis.stderr)
+        assert "pip install 'valerie[redis]'" in redis.stderr

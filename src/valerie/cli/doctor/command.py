@@ -9,6 +9,8 @@ import click
 from rich.markup import escape
 
 from .. import errors
+from ..errors import CommandFailure
+from ..exit_codes import ExitCode
 from ..output import emit_json, json_option, stdout
 from ..runner import run
 from ..settings import Target, resolve, store_options
@@ -33,7 +35,14 @@ async def diagnose(target: Target, limit_ms: float, min_replicas: int) -> list[F
             ),
             *configured,
         ]
-    from .diagnosis import diagnose_redis
+    try:
+        from .diagnosis import diagnose_redis
+    except ImportError:
+        raise CommandFailure(
+            "redis-py is not installed, and checking a Redis server needs it: "
+            "pip install 'valerie[redis]'",
+            ExitCode.CONFIGURATION,
+        ) from None
 
     return await diagnose_redis(target, limit_ms, min_replicas, configured)
 
