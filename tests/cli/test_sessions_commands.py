@@ -244,3 +244,23 @@ main()
         )  # fmt: skip
         assert redis.returncode == ExitCode.CONFIGURATION, (command, redis.stderr)
         assert "pip install 'valerie[redis]'" in redis.stderr
+
+
+@pytest.mark.parametrize("module", ["click", "rich"])
+def test_without_the_cli_extra_the_script_says_what_to_install(module: str) -> None:
+    """Click or rich missing: one line naming the extra, exit code 4, no traceback."""
+    import subprocess
+    import sys
+
+    from tests.conftest import python_env
+
+    script = f"import sys; sys.modules[{module!r}] = None; from valerie.cli import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", script, "ls"],
+        capture_output=True, text=True, timeout=60, env=python_env(), check=False,
+    )  # fmt: skip
+    assert result.returncode == ExitCode.CONFIGURATION
+    assert result.stderr == (
+        f"error: valerie-sessions needs {module}, which is not installed: "
+        "pip install 'valerie[cli]'\n"
+    )

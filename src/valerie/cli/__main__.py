@@ -1,6 +1,6 @@
 """`python -m valerie.cli`, the same as the `valerie-sessions` console script."""
 
-from .main import main
+from . import main
 
 if __name__ == "__main__":
     main()
