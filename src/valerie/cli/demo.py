@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from valerie.infrastructure import EncodedSessionStore
+from valerie.infrastructure import SessionStore
 
 _NAMES = ("ada", "bo", "chen", "dara", "eli", "fay", "gus", "hana", "ivo", "jun", "kai", "lea")
 
 
-async def fill(store: EncodedSessionStore) -> None:
+async def fill(store: SessionStore) -> None:
     """Save a dozen conversations of varied sizes and TTLs (five minutes to a day)."""
     for number, name in enumerate(_NAMES):
         history = [

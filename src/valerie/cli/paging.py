@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from valerie.infrastructure import CorruptedSessionError, EncodedSessionStore
+from valerie.infrastructure import CorruptedSessionError, SessionStore
 from valerie.infrastructure.session_store import SessionInfo, TimedState
 
 from .errors import CommandFailure
@@ -31,7 +31,7 @@ class Unreadable:
 
 
 async def described(
-    store: EncodedSessionStore, match: str | None, limit: int | None = None
+    store: SessionStore, match: str | None, limit: int | None = None
 ) -> AsyncIterator[list[tuple[str, SessionInfo | Unreadable]]]:
     """Pages of (id, size and TTL) of the store's sessions: streamed, one page in memory.
 
@@ -48,9 +48,7 @@ async def described(
         yield await read_page(store.describe_many, page)
 
 
-async def loaded(
-    store: EncodedSessionStore, page: list[str]
-) -> list[tuple[str, TimedState | Unreadable]]:
+async def loaded(store: SessionStore, page: list[str]) -> list[tuple[str, TimedState | Unreadable]]:
     """The states of `page` with their TTLs (vanished sessions left out)."""
     return await read_page(store.load_many_with_ttl, page)
 

@@ -12,8 +12,8 @@ import click
 
 from valerie.infrastructure import (
     ConfigurationError,
-    EncodedSessionStore,
     InMemorySessionStore,
+    SessionStore,
     SessionStoreError,
     SessionStoreSettings,
 )
@@ -119,7 +119,7 @@ def _secrets_of(url: str) -> tuple[str, ...]:
 
 
 @asynccontextmanager
-async def open_store(target: Target) -> AsyncIterator[EncodedSessionStore]:
+async def open_store(target: Target) -> AsyncIterator[SessionStore]:
     """Open the store the target names (the demo's, filled with samples), closed on exit.
 
     Raises:
@@ -129,7 +129,7 @@ async def open_store(target: Target) -> AsyncIterator[EncodedSessionStore]:
     if target.demo:
         from .demo import fill
 
-        store: EncodedSessionStore = InMemorySessionStore(default_ttl=target.settings.ttl)
+        store: SessionStore = InMemorySessionStore(default_ttl=target.settings.ttl)
         await fill(store)
     elif target.settings.store == "memory":
         raise CommandFailure(MEMORY_STORE, ExitCode.CONFIGURATION)

@@ -14,8 +14,8 @@ import click
 
 from valerie.infrastructure import (
     ABSENT,
-    EncodedSessionStore,
     InvalidArgumentError,
+    SessionStore,
     VersionConflictError,
 )
 
@@ -241,7 +241,7 @@ async def _batches(source: IO[bytes]) -> AsyncIterator[list[tuple[int, str]]]:
 
 
 async def _import_line(
-    store: EncodedSessionStore,
+    store: SessionStore,
     gate: asyncio.Semaphore,
     report: ImportReport,
     number: int,

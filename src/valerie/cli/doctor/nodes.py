@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from valerie.infrastructure.session_store.backends.redis.topology import (
     build_client,
-    close_client,
     connection_options,
+    sentinel_clients,
 )
 from valerie.infrastructure.session_store.backends.redis.urls import (
     RedisTarget,
@@ -66,17 +68,18 @@ async def entry_node(target: RedisTarget) -> AsyncIterator[Node]:
         client = _node_client(target, host, port)
         name = f"{host}:{port}"
     else:
-        built = build_client(target, timeout=TIMEOUT, retries=0, max_connections=4)
+        never = Retry(NoBackoff(), 0)
+        built = build_client(target, timeout=TIMEOUT, retry=never, max_connections=4)
         assert isinstance(built, Redis)
         client = built
         name = _standalone_name(target, client)
     try:
         yield Node(name, client)
     finally:
-        if target.topology == "cluster":
-            await client.aclose()
-        else:
-            await close_client(client)
+        await client.aclose()
+        if target.topology == "sentinel":
+            for sentinel in sentinel_clients(client):
+                await sentinel.aclose()
 
 
 def _standalone_name(target: RedisTarget, client: Redis) -> str:
