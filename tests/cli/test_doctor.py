@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import Cli, Result
-from tests.redis_deployments import ClusterDeployment, SentinelDeployment, TlsRedisServer
-from tests.redis_server import RedisServer, free_port
+from tests.support.cluster import ClusterDeployment
+from tests.support.redis_server import RedisServer, free_port
+from tests.support.sentinel import SentinelDeployment
+from tests.support.tls import TlsRedisServer
 from valerie.cli.exit_codes import ExitCode
 from valerie.infrastructure import RedisSessionStore
 
@@ -19,6 +21,9 @@ STORE_COMMANDS = (
     "get", "set", "getex", "exists", "unlink", "expire", "pttl", "scan", "eval", "del",
     "pexpire", "ping",
 )  # fmt: skip
+# Most tests start a redis-server of their own (not through a fixture of tests/conftest.py).
+pytestmark = pytest.mark.redis
+
 RELAXED = ("--max-latency-ms", "1000")
 """A loaded test machine's latency is no finding of these tests (one test checks the limit)."""
 

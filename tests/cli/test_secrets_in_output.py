@@ -8,8 +8,11 @@ from collections.abc import Iterator
 import pytest
 
 from tests.cli.conftest import Cli, Result
-from tests.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, free_port
 from valerie.cli.exit_codes import ExitCode
+
+# Most tests start a redis-server of their own (not through a fixture of tests/conftest.py).
+pytestmark = pytest.mark.redis
 
 PASSWORD = "Sup3r-s3cret-pw"
 WRONG = "Wr0ng-s3cret-pw"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.cli.conftest import Cli
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 from valerie.cli.exit_codes import ExitCode
 from valerie.infrastructure import RedisSessionStore
 
@@ -222,7 +222,7 @@ def test_without_redis_py_the_demo_works_and_redis_says_what_to_install() -> Non
     import subprocess
     import sys
 
-    from tests.conftest import python_env
+    from tests.support.children import python_env
 
     script = """
 import sys
@@ -252,7 +252,7 @@ def test_without_the_cli_extra_the_script_says_what_to_install(module: str) -> N
     import subprocess
     import sys
 
-    from tests.conftest import python_env
+    from tests.support.children import python_env
 
     script = f"import sys; sys.modules[{module!r}] = None; from valerie.cli import main; main()"
     result = subprocess.run(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 from valerie.infrastructure import EncodedSessionStore, InvalidSessionIdError, RedisSessionStore
 from valerie.infrastructure.session_store import (
     Observer,

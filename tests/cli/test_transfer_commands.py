@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Cli
-from tests.redis_deployments import ClusterDeployment
-from tests.redis_server import RedisServer
+from tests.support.cluster import ClusterDeployment
+from tests.support.redis_server import RedisServer
 from valerie.cli.exit_codes import ExitCode
 from valerie.infrastructure import LockNotOwnedError, RedisSessionStore
 
