@@ -112,3 +112,25 @@ def test_a_url_from_the_environment_is_masked_too(cli: Cli) -> None:
     assert result.code == ExitCode.FAILURES
     assert "redis://***@127.0.0.1" in result.out
     assert_secret_free(result)
+
+
+def test_ls_under_the_readme_rule_needs_strlen(cli: Cli, guarded_server: RedisServer) -> None:
+    """The README's ACL rule runs export; ls needs +strlen as well, and says so (exit 6)."""
+    prefix = "acl-cli:"
+    commands = [
+        "get", "set", "getex", "exists", "unlink", "expire", "pttl", "scan", "eval", "del",
+        "pexpire", "ping",
+    ]  # fmt: skip
+    rule = ["resetkeys", f"~{prefix}*", "-@all", *(f"+{c}" for c in commands)]
+    for name, extra in (("app-rule", []), ("app-strlen", ["+strlen"])):
+        guarded_server.command("ACL", "SETUSER", name, "reset", "on", f">{PASSWORD}", *rule, *extra)
+    base = f"127.0.0.1:{guarded_server.port}/0"
+    plain = ("--url", f"redis://app-rule:{PASSWORD}@{base}", "--prefix", prefix)
+    assert cli("import", *plain, input=LINE).code == 0
+    assert cli("export", *plain).json_lines()[0]["id"] == "x"
+    refused = cli("ls", *plain)
+    assert refused.code == ExitCode.ACCESS_DENIED
+    assert "strlen" in refused.err.lower()
+    assert_secret_free(refused)
+    allowed = ("--url", f"redis://app-strlen:{PASSWORD}@{base}", "--prefix", prefix)
+    assert cli("ls", "--json", *allowed).json_lines()[0]["id"] == "x"
