@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 from aiogram.fsm.state import State
-from aiogram.fsm.storage.base import StorageKey
-from aiogram.fsm.storage.redis import DefaultKeyBuilder, RedisStorage
+from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
 
 from tests.adapters import aiogram_workers as workers
 from tests.redis_server import RedisServer
@@ -219,11 +219,11 @@ async def test_with_isolation_a_handlers_read_modify_write_loses_nothing(
 ) -> None:
     """Handlers that read, work and write a counter: 2 processes x 30 messages count 60 under
     our isolation, fewer without it."""
-    counts = {}
+    counts: dict[str, int] = {}
     for kind in ("valerie+isolation", "valerie"):
         prefix = f"fsm:{uuid.uuid4().hex}:"
         run_bots(kind, redis_server.url, prefix, "count", 30)
-        counts[kind] = (await data_after(kind, redis_server.url, prefix)).get("count")
+        counts[kind] = int((await data_after(kind, redis_server.url, prefix))["count"])
     assert counts["valerie+isolation"] == 60
     assert counts["valerie"] < 60
 
