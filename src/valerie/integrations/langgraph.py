@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
@@ -52,6 +53,7 @@ _T = TypeVar("_T")
 
 # One index entry per checkpoint: id, parent id, metadata (serializer type, base64), run id.
 _Entry = list[Any]
+_Keep = Callable[[list[_Entry]], list[_Entry]]
 
 
 class CheckpointConflictError(VersionConflictError):
@@ -141,7 +143,9 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
     def _writes_id(self, thread_id: str, ns: str, checkpoint_id: str) -> str:
         return f"{self._index_id(thread_id)}:w:{_quote(ns)}:{_quote(checkpoint_id)}"
 
-    def _dropped_ids(self, thread_id: str, dropped: list[tuple[str, str]]) -> list[str]:
+    def _dropped_ids(
+        self, thread_id: str, dropped: builtins.list[tuple[str, str]]
+    ) -> builtins.list[str]:
         ids = []
         for ns, checkpoint_id in dropped:
             ids += [
@@ -152,11 +156,11 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
 
     # Serialization through LangGraph's serializer, as JSON-safe [type, base64].
 
-    def _dump(self, value: Any) -> list[str]:
+    def _dump(self, value: Any) -> builtins.list[str]:
         kind, data = self.serde.dumps_typed(value)
         return [kind, base64.b64encode(data).decode("ascii")]
 
-    def _load(self, typed: list[str]) -> Any:
+    def _load(self, typed: builtins.list[str]) -> Any:
         return self.serde.loads_typed((typed[0], base64.b64decode(typed[1])))
 
     # The async API.
@@ -209,7 +213,7 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
             for ns, entries in ((index or {}).get("ns") or {}).items():
                 if ns_wanted is not None and ns != ns_wanted:
                     continue
-                chosen = []
+                chosen: builtins.list[_Entry] = []
                 for entry in reversed(entries):
                     if remaining is not None and len(chosen) >= remaining:
                         break
@@ -266,7 +270,7 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
             doc_id, {"checkpoint": self._dump(stripped), "blobs": blobs}, self.ttl
         )
         entry = [checkpoint_id, parent_id, self._dump(full_metadata), full_metadata.get("run_id")]
-        dropped: list[tuple[str, str]] = []
+        dropped: builtins.list[tuple[str, str]] = []
 
         def add(index: SessionState | None) -> SessionState:
             dropped.clear()
@@ -317,7 +321,7 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
         self._remember_loop()
         thread_id, ns = _thread_and_ns(config)
         checkpoint_id = config["configurable"]["checkpoint_id"]
-        new = [
+        new: builtins.list[builtins.list[Any]] = [
             [task_id, WRITES_IDX_MAP.get(channel, idx), channel, self._dump(value), task_path]
             for idx, (channel, value) in enumerate(writes)
         ]
@@ -384,8 +388,9 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
         await self.store.update(self._index_id(target), merged, self.ttl)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Prune threads: `"keep_latest"` keeps each namespace's latest checkpoint, `"delete"`
-        removes them all.
+        """Prune threads: keep each namespace's latest checkpoint, or delete them all.
+
+        `strategy="keep_latest"` keeps the latest, `"delete"` removes every checkpoint.
 
         Raises:
             InvalidArgumentError: `strategy` is neither; nothing was deleted.
@@ -417,7 +422,7 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
     ) -> Iterator[CheckpointTuple]:
         """Synchronous `alist`; collects the listing, then yields it."""
 
-        async def collect() -> list[CheckpointTuple]:
+        async def collect() -> builtins.list[CheckpointTuple]:
             return [t async for t in self.alist(config, filter=filter, before=before, limit=limit)]
 
         yield from self._sync(collect())
@@ -461,8 +466,8 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
     # Helpers.
 
     async def _tuples(
-        self, thread_id: str, ns: str, entries: list[_Entry]
-    ) -> list[CheckpointTuple]:
+        self, thread_id: str, ns: str, entries: builtins.list[_Entry]
+    ) -> builtins.list[CheckpointTuple]:
         """Build the tuples of these index entries in one round trip; skip expired ones."""
         if not entries:
             return []
@@ -492,9 +497,11 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
             )
         return found
 
-    async def _remove(self, thread_id: str, keep: Callable[[list[_Entry]], list[_Entry]]) -> None:
+    async def _remove(
+        self, thread_id: str, keep: Callable[[builtins.list[_Entry]], builtins.list[_Entry]]
+    ) -> None:
         """Keep of each namespace's entries what `keep(entries)` returns; delete the rest."""
-        dropped: list[tuple[str, str]] = []
+        dropped: builtins.list[tuple[str, str]] = []
 
         def without(index: SessionState | None) -> Any:
             dropped.clear()
