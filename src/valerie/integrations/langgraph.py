@@ -271,8 +271,10 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
         )
         entry = [checkpoint_id, parent_id, self._dump(full_metadata), full_metadata.get("run_id")]
         dropped: builtins.list[tuple[str, str]] = []
+        conflict = False
 
-        def add(index: SessionState | None) -> SessionState:
+        def add(index: SessionState | None) -> SessionState | None:
+            nonlocal conflict
             dropped.clear()
             namespaces = dict((index or {}).get("ns") or {})
             entries = [e for e in namespaces.get(ns, []) if e[0] != checkpoint_id]
@@ -281,13 +283,12 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
             # A checkpoint without a parent starts the thread over (a new root), as
             # LangGraph's savers allow; only a child must extend the latest checkpoint.
             stale = parent_id is not None and head is not None and head != parent_id
-            if self.linear and not replaced and stale:
-                raise CheckpointConflictError(
-                    "another writer added a checkpoint to this thread since this run read it "
-                    "(its parent is no longer the latest); re-run from the latest checkpoint, "
-                    "run one writer per thread at a time, or pass linear=False to allow "
-                    "branching"
-                )
+            conflict = self.linear and not replaced and stale
+            if conflict:
+                # Not raised here: update() may be trying a cached copy of the index, and
+                # must get to compare it with the stored one. Writing it back unchanged
+                # is no change.
+                return index
             entries.append(entry)
             entries.sort(key=lambda e: str(e[0]))
             if self.max_checkpoints is not None and len(entries) > self.max_checkpoints:
@@ -297,11 +298,15 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
             namespaces[ns] = entries
             return {"ns": namespaces}
 
-        try:
-            await self.store.update(self._index_id(thread_id), add, self.ttl)
-        except CheckpointConflictError:
+        await self.store.update(self._index_id(thread_id), add, self.ttl)
+        if conflict:
             await self.store.delete(doc_id)
-            raise
+            raise CheckpointConflictError(
+                "another writer added a checkpoint to this thread since this run read it "
+                "(its parent is no longer the latest); re-run from the latest checkpoint, "
+                "run one writer per thread at a time, or pass linear=False to allow "
+                "branching"
+            )
         if dropped:
             await self.store.delete_many(self._dropped_ids(thread_id, dropped))
         return _config(thread_id, ns, checkpoint_id)
@@ -511,8 +516,6 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
                 dropped.extend((ns, e[0]) for e in entries if e not in kept)
                 if kept:
                     namespaces[ns] = kept
-            if index is None:
-                return None
             return {"ns": namespaces} if namespaces else DELETE_SESSION
 
         await self.store.update(self._index_id(thread_id), without, self.ttl)
