@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import sys
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
@@ -25,7 +25,7 @@ class Chat(TypedDict):
     """The agent's state: the messages so far (each turn appends) and the turns taken."""
 
     messages: Annotated[list[str], operator.add]
-    turns: int
+    turns: NotRequired[int]
 
 
 def answer(state: Chat) -> dict[str, Any]:
@@ -55,7 +55,8 @@ async def main() -> None:
             builder.add_edge("answer", "count")
             builder.add_edge("count", END)
             graph = builder.compile(checkpointer=saver)
-            result = await graph.ainvoke({"messages": [text]}, config)
+            turn: Chat = {"messages": [text]}
+            result = await graph.ainvoke(turn, config)
             print(f"user:  {text}\nagent: {result['messages'][-1]}")
         history = [c async for c in saver.alist(config)]
         print(f"turns: {result['turns']}, checkpoints kept: {len(history)}")

@@ -15,7 +15,9 @@ from tests.redis_server import RedisServer, free_port
 EXAMPLES = Path(__file__).parent.parent.parent / "examples"
 
 
-def run(example: str, check: bool = True, **environ: str) -> subprocess.CompletedProcess[str]:
+def run(
+    example: str, environ: dict[str, str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in python_env().items() if not k.startswith("VALERIE_SESSION_")}
     return subprocess.run(
         [sys.executable, str(EXAMPLES / example)],
@@ -32,11 +34,11 @@ def test_the_aiogram_example_books_across_a_restart(
     request: pytest.FixtureRequest, backend: str
 ) -> None:
     """The bot walks the booking conversation, the last step after its restart."""
-    environ = {}
+    environ: dict[str, str] = {}
     if backend == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
         environ = {"VALERIE_SESSION_STORE": "redis", "VALERIE_SESSION_REDIS_URL": server.url}
-    output = run("aiogram_bot.py", **environ).stdout
+    output = run("aiogram_bot.py", environ).stdout
     assert ("RedisSessionStore" if backend == "redis" else "InMemorySessionStore") in output
     assert output.endswith("-- the bot restarts --\nuser: two\nbot:  Booked: Lisbon for two.\n")
 
@@ -46,11 +48,11 @@ def test_the_langgraph_example_resumes_the_thread(
     request: pytest.FixtureRequest, backend: str
 ) -> None:
     """The second turn, on a newly compiled graph, continues the first one's state."""
-    environ = {}
+    environ: dict[str, str] = {}
     if backend == "redis":
         server: RedisServer = request.getfixturevalue("redis_server")
         environ = {"VALERIE_SESSION_STORE": "redis", "VALERIE_SESSION_REDIS_URL": server.url}
-    output = run("langgraph_agent.py", **environ).stdout
+    output = run("langgraph_agent.py", environ).stdout
     assert "this is turn 2." in output
     assert "turns: 2, checkpoints kept: 8" in output
 
@@ -59,7 +61,8 @@ def test_the_langgraph_example_resumes_the_thread(
 def test_with_redis_down_an_example_ends_with_one_clear_line(example: str) -> None:
     """No traceback: one line naming the unreachable server."""
     url = f"redis://127.0.0.1:{free_port()}"
-    result = run(example, check=False, VALERIE_SESSION_STORE="redis", VALERIE_SESSION_REDIS_URL=url)
+    environ = {"VALERIE_SESSION_STORE": "redis", "VALERIE_SESSION_REDIS_URL": url}
+    result = run(example, environ, check=False)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "is unavailable" in result.stderr
