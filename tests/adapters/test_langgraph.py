@@ -8,7 +8,7 @@ import multiprocessing
 import threading
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import pytest
 from langchain_core.runnables import RunnableConfig
@@ -17,6 +17,8 @@ from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import ALL_CAPABILITIES
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, interrupt
 from redis.crc import key_slot
 
 from tests.adapters import langgraph_workers as workers
@@ -291,3 +293,30 @@ async def test_bad_arguments_are_typed_errors() -> None:
         await saver.aget_tuple({"configurable": {}})
     with pytest.raises(InvalidArgumentError, match="strategy"):
         await saver.aprune(["t"], strategy="everything")
+
+
+async def test_an_interrupted_graph_resumes_on_a_new_graph_object(
+    store: EncodedSessionStore,
+) -> None:
+    """interrupt() pauses a run (its pending writes stored); Command(resume=...) on a freshly
+    compiled graph, as after a restart, finishes it."""
+
+    class Approval(TypedDict):
+        request: str
+        decision: NotRequired[str]
+
+    def ask(state: Approval) -> dict[str, Any]:
+        return {"decision": interrupt(f"approve {state['request']}?")}
+
+    def build() -> Any:
+        builder = StateGraph(Approval)
+        builder.add_node("ask", ask)
+        builder.add_edge(START, "ask")
+        builder.add_edge("ask", END)
+        return builder.compile(checkpointer=ValerieCheckpointSaver(store))
+
+    run: RunnableConfig = {"configurable": {"thread_id": "approval"}}
+    paused = await build().ainvoke({"request": "refund"}, run)
+    assert paused["__interrupt__"][0].value == "approve refund?"
+    done = await build().ainvoke(Command(resume="yes"), run)
+    assert done == {"request": "refund", "decision": "yes"}
