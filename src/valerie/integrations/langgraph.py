@@ -83,11 +83,12 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
     serializer (`serde`, JSON-plus/msgpack by default, never pickle unless you configure it).
 
     Guarantees: the index is changed only through the store's atomic `update()`; with
-    `linear=True` a checkpoint is kept only if its parent is the thread's latest one, so two
-    writers on one thread never interleave silently (the loser gets `CheckpointConflictError`
-    and its checkpoint is removed); each namespace keeps its last `max_checkpoints`
-    checkpoints (older ones and their writes are deleted by the write that displaces them);
-    every session expires `ttl` after it was last written.
+    `linear=True` a checkpoint with a parent is kept only if that parent is the latest
+    checkpoint of its namespace, so two writers on one thread never interleave silently (the
+    loser gets `CheckpointConflictError` and its checkpoint is removed; a checkpoint without a
+    parent starts a new root, as in LangGraph's own savers); each namespace keeps its last
+    `max_checkpoints` checkpoints (older ones and their writes are deleted by the write that
+    displaces them); every session expires `ttl` after it was last written.
 
     Args:
         store: The session store.
@@ -95,7 +96,8 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
         ttl: Lifetime of a thread's sessions after their last write; `None` means the store's
             default TTL.
         max_checkpoints: Checkpoints kept per thread and namespace (`None`: no bound).
-        linear: Refuse a checkpoint whose parent is not the latest (see above).
+        linear: Refuse a checkpoint whose parent is not the latest (see above); `False`
+            allows branching from older checkpoints (time travel) without that guard.
         prefix: Starts every session id this saver uses, so it can share a store.
     """
 
