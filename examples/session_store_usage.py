@@ -8,18 +8,21 @@ Run it with `make demo` (in-memory store), or against Redis:
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import timedelta
 
 from valerie.infrastructure import (
-    EncodedSessionStore,
+    BackendUnavailableError,
     SerializationError,
     SessionState,
+    SessionStore,
+    SessionStoreError,
     get_default_ttl,
     get_session_store,
 )
 
 
-async def handle_message(store: EncodedSessionStore, session_id: str, text: str) -> str:
+async def handle_message(store: SessionStore, session_id: str, text: str) -> str:
     """One turn, applied atomically: a message arriving meanwhile cannot erase this one."""
 
     def turn(state: SessionState | None) -> SessionState:
@@ -73,4 +76,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except BackendUnavailableError as error:
+        sys.exit(f"the session store is unreachable: {error}")
+    except SessionStoreError as error:
+        sys.exit(f"the session store refused: {type(error).__name__}: {error}")

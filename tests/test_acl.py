@@ -21,6 +21,7 @@ from tests.redis_deployments import ClusterDeployment, SentinelDeployment, call_
 from tests.redis_server import RedisServer, RedisServerMissing
 from valerie.infrastructure import (
     ABSENT,
+    DELETE,
     BackendError,
     BackendUnavailableError,
     RedisSessionStore,
@@ -90,7 +91,7 @@ async def _update(store: RedisSessionStore) -> None:
 
 async def _update_to_none(store: RedisSessionStore) -> None:
     await store.save("gone", {"n": 1})
-    assert await store.update("gone", lambda state: None) is None
+    assert await store.update("gone", lambda state: DELETE) is None
     assert not await store.exists("gone")
 
 

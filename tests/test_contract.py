@@ -320,7 +320,7 @@ async def test_corrupted_data_raises_and_is_left_in_place(
     store: EncodedSessionStore, raw: bytes
 ) -> None:
     """A stored value that is not a JSON object raises CorruptedSessionError, and stays."""
-    await store._write("s1", raw, 60)
+    await store.backend.write("s1", raw, 60)
     with pytest.raises(CorruptedSessionError):
         await store.load("s1")
     assert await store.exists("s1")

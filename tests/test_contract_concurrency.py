@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from tests.redis_server import RedisServer
 from valerie.infrastructure import (
     ABSENT,
+    DELETE,
     EncodedSessionStore,
     InvalidArgumentError,
     InvalidSessionIdError,
@@ -59,12 +60,12 @@ async def test_update_with_an_async_function(store: EncodedSessionStore) -> None
     assert await store.update("s1", slow_increment) == {"count": 1}
 
 
-async def test_update_returning_none_deletes(store: EncodedSessionStore) -> None:
-    """fn returning None deletes the session (and is fine when there is none)."""
+async def test_update_returning_delete_deletes(store: EncodedSessionStore) -> None:
+    """fn returning DELETE deletes the session (and is fine when there is none)."""
     await store.save("s1", {"n": 1})
-    assert await store.update("s1", lambda s: None) is None
+    assert await store.update("s1", lambda s: DELETE) is None
     assert not await store.exists("s1")
-    assert await store.update("s1", lambda s: None) is None
+    assert await store.update("s1", lambda s: DELETE) is None
 
 
 async def test_update_with_an_unstorable_result_writes_nothing(store: EncodedSessionStore) -> None:
@@ -78,10 +79,15 @@ async def test_update_with_an_unstorable_result_writes_nothing(store: EncodedSes
 async def test_update_checks_its_arguments_before_reading(store: EncodedSessionStore) -> None:
     """Invalid ids and TTLs raise before fn runs."""
     calls: list[Any] = []
+
+    def record(state: Any) -> Any:
+        calls.append(state)
+        return DELETE
+
     with pytest.raises(InvalidSessionIdError):
-        await store.update("", calls.append)
+        await store.update("", record)
     with pytest.raises(InvalidTTLError):
-        await store.update("s1", calls.append, ttl=0)
+        await store.update("s1", record, ttl=0)
     assert calls == []
 
 
@@ -110,7 +116,7 @@ async def test_update_after_this_stores_own_writes_needs_no_extra_attempt(
     await store.save("s1", {"count": 30}, if_version=version)
     assert await store.update("s1", increment, attempts=1) == {"count": 31}
     await store.delete("s1", if_version=(await store.load_versioned("s1")).version)
-    assert await store.update("s1", lambda state: state, attempts=1) is None
+    assert await store.update("s1", lambda state: state or DELETE, attempts=1) is None
     assert await store.load("s1") is None
 
 

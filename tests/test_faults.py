@@ -29,14 +29,14 @@ from tests.redis_deployments import (
 )
 from tests.redis_server import RedisServer, free_port
 from valerie.infrastructure import BackendUnavailableError, RedisSessionStore, SessionStoreError
-from valerie.infrastructure.session_store.backends.redis.store import (
-    _ACQUIRE_LOCK,
-    _EXTEND_LOCK,
-    _RELEASE_LOCK,
-    _REMOVE_IF,
-    _SWAP,
-    _WRITE_IF,
-    LOCK_SUFFIX,
+from valerie.infrastructure.session_store.backends.redis.keys import LOCK_SUFFIX
+from valerie.infrastructure.session_store.backends.redis.scripts import (
+    ACQUIRE_LOCK,
+    EXTEND_LOCK,
+    RELEASE_LOCK,
+    REMOVE_IF,
+    SWAP,
+    WRITE_IF,
 )
 
 TIMEOUT = 0.5
@@ -207,11 +207,11 @@ async def lease_extend(store: RedisSessionStore) -> Attempt:
 
 # Each write the README promises is sent once: its Lua script, and how to make one ready to go.
 SEND_ONCE: dict[str, tuple[str, Callable[[RedisSessionStore], Awaitable[Attempt]]]] = {
-    "save(if_version=)": (_WRITE_IF, versioned_save),
-    "update": (_SWAP, swap),
-    "delete(if_version=)": (_REMOVE_IF, versioned_delete),
-    "Lease.release": (_RELEASE_LOCK, lease_release),
-    "Lease.extend": (_EXTEND_LOCK, lease_extend),
+    "save(if_version=)": (WRITE_IF, versioned_save),
+    "update": (SWAP, swap),
+    "delete(if_version=)": (REMOVE_IF, versioned_delete),
+    "Lease.release": (RELEASE_LOCK, lease_release),
+    "Lease.extend": (EXTEND_LOCK, lease_extend),
 }
 
 
@@ -326,7 +326,7 @@ async def test_closing_a_store_after_a_lost_reply_closes_every_connection(
         await store.load_many([f"s{n}" for n in range(30)])  # connections to every node
         attempt = await versioned_save(store)
         assert proxied.connections() > 0
-        with proxied.fault("drop", script(_WRITE_IF)), pytest.raises(BackendUnavailableError):
+        with proxied.fault("drop", script(WRITE_IF)), pytest.raises(BackendUnavailableError):
             await attempt()
     await wait_for(lambda: proxied.connections() == 0, what="every connection closed")
 
@@ -345,7 +345,7 @@ async def test_a_lock_cancelled_while_its_request_is_in_flight_gives_the_lease_b
             async with store.lock("s1", timeout=30, wait=10):
                 entered.set()
 
-        with proxied.fault("stall", script(_ACQUIRE_LOCK)) as fault:
+        with proxied.fault("stall", script(ACQUIRE_LOCK)) as fault:
             task = asyncio.create_task(take())
             await wait_for(lambda: fault.hits == 1 and proxied.exists(key), what="the lease taken")
             task.cancel()

@@ -59,8 +59,8 @@ async def test_expired_sessions_are_released_without_being_read(
     clock.advance(7)
     for n in range(20):
         await store.save(f"new-{n}", {"n": n}, ttl=60)
-    assert len(store._entries) == 20
-    assert set(store._entries) == {f"new-{n}" for n in range(20)}
+    assert len(store.backend._entries) == 20
+    assert set(store.backend._entries) == {f"new-{n}" for n in range(20)}
 
 
 async def test_each_call_releases_a_bounded_number_of_sessions(
@@ -71,7 +71,7 @@ async def test_each_call_releases_a_bounded_number_of_sessions(
         await store.save(f"old-{n}", {}, ttl=1)
     clock.advance(5)
     await store.save("new", {})
-    assert 1000 - len(store._entries) <= 8
+    assert 1000 - len(store.backend._entries) <= 8
 
 
 async def test_resaving_moves_a_session_to_its_new_deadline(
@@ -93,7 +93,7 @@ async def test_shortening_a_ttl_takes_effect(store: InMemorySessionStore, clock:
     clock.advance(3)
     assert await store.load("s1") is None
     await store.save("other", {})
-    assert "s1" not in store._entries
+    assert "s1" not in store.backend._entries
 
 
 async def test_deleted_sessions_leave_no_bookkeeping(
@@ -104,12 +104,12 @@ async def test_deleted_sessions_leave_no_bookkeeping(
     for n in range(50):
         await store.save(f"s{n}", {}, ttl=30)
         await store.delete(f"s{n}")
-    assert store._entries == {}
-    assert all(not bucket for bucket in store._expiry.buckets.values())
+    assert store.backend._entries == {}
+    assert all(not bucket for bucket in store.backend._expiry.buckets.values())
     clock.advance(31)
     await store.exists("s1")
-    assert store._expiry.buckets == {}
-    assert store._expiry.heap == []
+    assert store.backend._expiry.buckets == {}
+    assert store.backend._expiry.heap == []
 
 
 async def test_memory_is_bounded_by_live_sessions_under_churn(
@@ -120,9 +120,9 @@ async def test_memory_is_bounded_by_live_sessions_under_churn(
         await store.save(f"user-{step}", {"step": step}, ttl=10)
         clock.advance(0.5)
     # 20 live sessions, plus those of the one-second bucket that is not over yet.
-    assert len(store._entries) <= 20 + 2
-    assert len(store._expiry.buckets) <= 11
-    assert len(store._expiry.heap) <= 12
+    assert len(store.backend._entries) <= 20 + 2
+    assert len(store.backend._expiry.buckets) <= 11
+    assert len(store.backend._expiry.heap) <= 12
 
 
 async def test_lru_evicts_the_least_recently_used_session(clock: FakeClock) -> None:
@@ -155,7 +155,7 @@ async def test_lru_resaving_does_not_evict(clock: FakeClock) -> None:
     await store.save("a", {"v": 2})
     assert await store.load("a") == {"v": 2}
     assert await store.exists("b")
-    assert sum(map(len, store._expiry.buckets.values())) == 2
+    assert sum(map(len, store.backend._expiry.buckets.values())) == 2
 
 
 @pytest.mark.parametrize("max_sessions", [0, -1, 1.5, "10", True])
@@ -176,7 +176,7 @@ async def test_the_store_keeps_bytes_not_the_callers_objects(store: InMemorySess
     """What is stored is the JSON, so memory per session tracks the JSON's size."""
     state = {"history": ["x" * 2000]}
     await store.save("s1", state)
-    data, _ = store._entries["s1"]
+    data, _ = store.backend._entries["s1"]
     assert isinstance(data, bytes)
     assert len(data) < 2100
 
@@ -212,16 +212,16 @@ async def test_sessions_that_come_and_go_leave_one_heap_entry_per_second(
         await store.save(f"tmp{n}", {}, ttl=3600)
         await store.delete(f"tmp{n}")
         clock.advance(0.001)
-    assert len(store._expiry.heap) <= 21
-    assert len(store._expiry.buckets) <= 21
+    assert len(store.backend._expiry.heap) <= 21
+    assert len(store.backend._expiry.buckets) <= 21
     clock.advance(4000)
-    before = len(store._expiry.heap)
+    before = len(store.backend._expiry.heap)
     await store.exists("x")
-    assert len(store._expiry.heap) == before - 8  # one call: 8 steps, not the whole backlog
+    assert len(store.backend._expiry.heap) == before - 8  # one call: 8 steps, not the whole backlog
     for _ in range(5):
         await store.exists("x")
-    assert store._expiry.heap == []
-    assert store._expiry.buckets == {}
+    assert store.backend._expiry.heap == []
+    assert store.backend._expiry.buckets == {}
 
 
 async def test_lru_prefers_an_expired_session_to_a_live_one(clock: FakeClock) -> None:
@@ -258,12 +258,12 @@ async def test_evicted_sessions_leave_no_bookkeeping(clock: FakeClock) -> None:
     clock.advance(1)
     await store.save("late", {}, ttl=5)  # otp, expired this instant, makes room
     await store.save("next", {}, ttl=5)  # late, the least recently used, makes room
-    assert list(store._entries) == ["next"]
+    assert list(store.backend._entries) == ["next"]
     clock.advance(10)
     for _ in range(3):
         assert not await store.exists("next")
-    assert store._expiry.buckets == {}
-    assert store._expiry.heap == []
+    assert store.backend._expiry.buckets == {}
+    assert store.backend._expiry.heap == []
 
 
 async def test_clear_does_not_count_a_session_expiring_this_very_instant(
@@ -297,7 +297,7 @@ async def test_expired_leases_nobody_released_are_dropped(
     for n in range(1000):
         await store.lock(f"s{n}", timeout=1).acquire()
         clock.advance(0.5)
-    assert len(store._locks) <= 4
+    assert len(store.backend._locks) <= 4
 
 
 async def test_expired_leases_behind_a_long_one_are_dropped(
@@ -309,8 +309,8 @@ async def test_expired_leases_behind_a_long_one_are_dropped(
     for n in range(1000):
         await store.lock(f"s{n}", timeout=1).acquire()
         clock.advance(0.5)
-    assert set(store._locks) <= {"long", "s996", "s997", "s998", "s999"}
-    assert "long" in store._locks
+    assert set(store.backend._locks) <= {"long", "s996", "s997", "s998", "s999"}
+    assert "long" in store.backend._locks
 
 
 async def test_each_lease_call_drops_a_bounded_number_of_expired_leases(
@@ -323,11 +323,11 @@ async def test_each_lease_call_drops_a_bounded_number_of_expired_leases(
     clock.advance(5)
     lease = store.lock("new", timeout=1)
     await lease.acquire()
-    assert 1000 - (len(store._locks) - 1) <= 8
+    assert 1000 - (len(store.backend._locks) - 1) <= 8
     for _ in range(200):
         await lease.extend()
-    assert set(store._locks) == {"new"}
-    assert len(store._lock_expiry.heap) <= 2
+    assert set(store.backend._locks) == {"new"}
+    assert len(store.backend._lock_expiry.heap) <= 2
 
 
 async def test_released_and_extended_leases_leave_no_bookkeeping(
@@ -341,14 +341,14 @@ async def test_released_and_extended_leases_leave_no_bookkeeping(
         await lease.extend(60)
         await lease.release()
         clock.advance(0.1)
-    assert store._locks == {}
-    assert all(not bucket for bucket in store._lock_expiry.buckets.values())
+    assert store.backend._locks == {}
+    assert all(not bucket for bucket in store.backend._lock_expiry.buckets.values())
     clock.advance(61)
     lease = store.lock("x")
     for _ in range(10):  # 8 steps each: emptied buckets are dropped a few at a time too
         await lease.acquire()
-    assert set(store._locks) == {"x"}
-    assert len(store._lock_expiry.buckets) == 1
+    assert set(store.backend._locks) == {"x"}
+    assert len(store.backend._lock_expiry.buckets) == 1
 
 
 async def test_an_expired_lease_is_not_its_holders_any_more(

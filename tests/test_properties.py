@@ -18,6 +18,7 @@ from tests.conftest import examples
 from tests.redis_server import RedisServer
 from valerie.infrastructure import (
     ABSENT,
+    DELETE,
     EncodedSessionStore,
     InMemorySessionStore,
     InvalidSessionIdError,
@@ -299,7 +300,7 @@ class Driver:
         if name == "update":
             return await store.update(args[0], lambda s: {**(s or {}), **args[1]}, ttl=args[2])
         if name == "update_delete":
-            return await store.update(args[0], lambda s: None)
+            return await store.update(args[0], lambda s: DELETE)
         if name == "versioned_save":
             _, version = await store.load_versioned(args[0])
             await store.save(args[0], args[1], if_version=version)

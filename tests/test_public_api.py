@@ -35,6 +35,14 @@ from valerie.infrastructure import (
     get_default_ttl,
     get_session_store,
 )
+from valerie.infrastructure.session_store import (
+    DELETE,
+    Backend,
+    Capability,
+    UnsupportedCapabilityError,
+    UpdaterReturnedNoneError,
+)
+from valerie.infrastructure.session_store.backend import CompareAndSet
 from valerie.infrastructure.session_store.versions import version_of
 
 CONTRACT = [
@@ -64,19 +72,21 @@ def test_session_store_is_abstract_over_exactly_the_four_methods() -> None:
 
 
 async def test_a_user_backend_subclassing_session_store_works() -> None:
-    """A backend written from scratch against SessionStore is a full store."""
+    """A store written from scratch against SessionStore works for the four seed methods."""
 
     class DictStore(SessionStore):
         def __init__(self) -> None:
             self.data: dict[str, dict[str, Any]] = {}
 
-        async def save(self, session_id: str, state: Any, ttl: Any = None) -> None:
+        async def save(
+            self, session_id: str, state: Any, ttl: Any = None, *, if_version: Any = None
+        ) -> None:
             self.data[session_id] = dict(state)
 
-        async def load(self, session_id: str) -> SessionState | None:
+        async def load(self, session_id: str, *, refresh_ttl: Any = False) -> SessionState | None:
             return self.data.get(session_id)
 
-        async def delete(self, session_id: str) -> None:
+        async def delete(self, session_id: str, *, if_version: Any = None) -> None:
             self.data.pop(session_id, None)
 
         async def exists(self, session_id: str) -> bool:
@@ -85,32 +95,43 @@ async def test_a_user_backend_subclassing_session_store_works() -> None:
     async with DictStore() as store:
         await store.save("s1", {"n": 1})
         assert await store.load("s1") == {"n": 1}
+        assert await store.load_many(["s1", "s2"]) == {"s1": {"n": 1}, "s2": None}
+        assert store.capabilities == frozenset()
+        with pytest.raises(UnsupportedCapabilityError, match="DictStore does not offer"):
+            await store.update("s1", lambda state: DELETE)
+    assert store.data == {"s1": {"n": 1}}
+
+
+class FourPrimitives(Backend):
+    """A backend with only the required primitives."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.ttls: dict[str, int] = {}
+
+    async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
+        self.data[session_id] = data
+        self.ttls[session_id] = ttl_seconds
+
+    async def read(self, session_id: str) -> bytes | None:
+        return self.data.get(session_id)
+
+    async def remove(self, session_id: str) -> None:
+        self.data.pop(session_id, None)
+
+    async def contains(self, session_id: str) -> bool:
+        return session_id in self.data
+
+    async def ping(self) -> dict[str, Any]:
+        return {"topology": "dict"}
 
 
 async def test_a_user_backend_on_encoded_session_store_gets_validation_for_free() -> None:
-    """Implementing the four byte-level methods gives ids, TTLs and states checked as ours."""
-
-    class BytesStore(EncodedSessionStore):
-        def __init__(self) -> None:
-            super().__init__(default_ttl=60)
-            self.data: dict[str, tuple[bytes, int]] = {}
-
-        async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
-            self.data[session_id] = (data, ttl_seconds)
-
-        async def _read(self, session_id: str) -> bytes | None:
-            entry = self.data.get(session_id)
-            return None if entry is None else entry[0]
-
-        async def _remove(self, session_id: str) -> None:
-            self.data.pop(session_id, None)
-
-        async def _contains(self, session_id: str) -> bool:
-            return session_id in self.data
-
-    store = BytesStore()
+    """Implementing the required primitives gives ids, TTLs and states checked as ours."""
+    backend = FourPrimitives()
+    store = EncodedSessionStore(backend, default_ttl=60)
     await store.save("s1", {"pair": (1, 2)})
-    assert store.data["s1"] == (b'{"pair":[1,2]}', 60)
+    assert (backend.data["s1"], backend.ttls["s1"]) == (b'{"pair":[1,2]}', 60)
     assert await store.load("s1") == {"pair": [1, 2]}
     with pytest.raises(SerializationError):
         await store.save("s1", {"bad": {1}})
@@ -118,53 +139,26 @@ async def test_a_user_backend_on_encoded_session_store_gets_validation_for_free(
         await store.load("")
 
 
-class FourPrimitives(EncodedSessionStore):
-    """A backend with only the four byte-level primitives."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data: dict[str, bytes] = {}
-
-    async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
-        self.data[session_id] = data
-
-    async def _read(self, session_id: str) -> bytes | None:
-        return self.data.get(session_id)
-
-    async def _remove(self, session_id: str) -> None:
-        self.data.pop(session_id, None)
-
-    async def _contains(self, session_id: str) -> bool:
-        return session_id in self.data
-
-
 async def test_batches_default_to_loops_over_the_four_primitives() -> None:
     """save_many, load_many and delete_many work on a backend that has only the four."""
-    store = FourPrimitives()
+    backend = FourPrimitives()
+    store = EncodedSessionStore(backend)
     await store.save_many({"a": {"n": 1}, "b": {"n": 2}})
     assert await store.load_many(["a", "b", "c"]) == {"a": {"n": 1}, "b": {"n": 2}, "c": None}
     await store.delete_many(["a"])
-    assert store.data == {"b": b'{"n":2}'}
+    assert backend.data == {"b": b'{"n":2}'}
 
 
-class VersionedPrimitives(FourPrimitives):
+class VersionedPrimitives(FourPrimitives, CompareAndSet):
     """The four, plus the two compare-and-set primitives: enough for update and versions."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.ttls: dict[str, int] = {}
-
-    async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
-        self.data[session_id] = data
-        self.ttls[session_id] = ttl_seconds
-
-    async def _write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
+    async def write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
         if version_of(self.data.get(session_id)) != version:
             return False
-        await self._write(session_id, data, ttl_seconds)
+        await self.write(session_id, data, ttl_seconds)
         return True
 
-    async def _remove_if(self, session_id: str, version: str) -> bool:
+    async def remove_if(self, session_id: str, version: str) -> bool:
         if version_of(self.data.get(session_id)) != version:
             return False
         self.data.pop(session_id, None)
@@ -172,55 +166,91 @@ class VersionedPrimitives(FourPrimitives):
 
 
 async def test_update_on_a_backend_with_the_compare_and_set_primitives() -> None:
-    """update works on any backend with _write_if and _remove_if: it writes the id, state and
-    TTL given, runs fn again on what another writer stored meanwhile, and deletes on None."""
-    store = VersionedPrimitives()
+    """update works on any backend with write_if and remove_if: it writes the id, state and
+    TTL given, runs fn again on what another writer stored meanwhile, and deletes on DELETE."""
+    backend = VersionedPrimitives()
+    store = EncodedSessionStore(backend)
+    assert store.capabilities == {Capability.COMPARE_AND_SET}
     assert await store.update("a", lambda state: {"n": 1}, ttl=60) == {"n": 1}
-    assert (store.data, store.ttls) == ({"a": b'{"n":1}'}, {"a": 60})
+    assert (backend.data, backend.ttls) == ({"a": b'{"n":1}'}, {"a": 60})
     seen: list[Any] = []
 
     def add_one(state: Any) -> Any:
         seen.append(state)
         if len(seen) == 1:
-            store.data["a"] = b'{"n":10}'  # another writer, between the read and the write
+            backend.data["a"] = b'{"n":10}'  # another writer, between the read and the write
         return {"n": state["n"] + 1}
 
     assert await store.update("a", add_one, ttl=30) == {"n": 11}
     assert seen == [{"n": 1}, {"n": 10}]
-    assert (store.data, store.ttls) == ({"a": b'{"n":11}'}, {"a": 30})
-    assert await store.update("a", lambda state: None) is None
-    assert store.data == {}
+    assert (backend.data, backend.ttls) == ({"a": b'{"n":11}'}, {"a": 30})
+    assert await store.update("a", lambda state: DELETE) is None
+    assert backend.data == {}
 
 
 @pytest.mark.parametrize(
-    ("primitive", "call"),
+    ("capability", "method", "call"),
     [
-        ("_write_if", lambda s: s.save("a", {}, if_version="absent")),
-        ("_remove_if", lambda s: s.delete("a", if_version="absent")),
-        ("_remove_if", lambda s: s.update("a", lambda state: None)),
-        ("_write_if", lambda s: s.update("b", lambda state: {})),
-        ("_read_and_touch", lambda s: s.load("a", refresh_ttl=True)),
-        ("_touch", lambda s: s.touch("a")),
-        ("_remaining", lambda s: s.ttl("a")),
-        ("_acquire_lock", lambda s: s.lock("a").acquire()),
-        ("_release_lock", lambda s: s.lock("a").release()),
-        ("_extend_lock", lambda s: s.lock("a").extend()),
-        ("_scan", lambda s: s.count()),
-        ("_clear", lambda s: s.clear()),
-        ("_ping", lambda s: s.ping()),
+        ("compare-and-set", "save(if_version=...)", lambda s: s.save("a", {}, if_version="absent")),
+        ("compare-and-set", "delete(if_version=...)", lambda s: s.delete("a", if_version="absent")),
+        ("compare-and-set", "update()", lambda s: s.update("a", lambda state: DELETE)),
+        ("compare-and-set", "update()", lambda s: s.update("b", lambda state: {})),
+        ("expiry control", "load(refresh_ttl=...)", lambda s: s.load("a", refresh_ttl=True)),
+        ("expiry control", "touch()", lambda s: s.touch("a")),
+        ("expiry control", "ttl()", lambda s: s.ttl("a")),
+        ("scans", "count()", lambda s: s.count()),
+        ("scans", "clear()", lambda s: s.clear()),
     ],
 )
-async def test_a_missing_primitive_is_named_by_the_error(primitive: str, call: Any) -> None:
-    """A method that needs a primitive the backend lacks raises NotImplementedError naming the
-    backend and that primitive, and writes nothing."""
-    store = FourPrimitives()
-    store.data["a"] = b"{}"
-    with pytest.raises(NotImplementedError) as raised:
+async def test_a_missing_capability_is_named_by_the_error(
+    capability: str, method: str, call: Any
+) -> None:
+    """A method that needs a capability the backend lacks raises UnsupportedCapabilityError
+    (a NotImplementedError) naming the backend, the capability and the method, before any I/O."""
+    backend = FourPrimitives()
+    backend.data["a"] = b"{}"
+    store = EncodedSessionStore(backend)
+    reads: list[str] = []
+    original_read = backend.read
+
+    async def counting_read(session_id: str) -> bytes | None:
+        reads.append(session_id)
+        return await original_read(session_id)
+
+    backend.read = counting_read  # type: ignore[method-assign]
+    with pytest.raises(UnsupportedCapabilityError) as raised:
         await call(store)
+    assert isinstance(raised.value, NotImplementedError)
+    assert raised.value.capability == capability
     assert str(raised.value) == (
-        f"FourPrimitives does not implement {primitive}(), which this method needs"
+        f"FourPrimitives (the backend of EncodedSessionStore) does not offer {capability}, "
+        f"which {method} needs; nothing was read or written: use a backend that has it "
+        "(see store.capabilities)"
     )
-    assert store.data == {"a": b"{}"}
+    assert (backend.data, reads) == ({"a": b"{}"}, [])
+
+
+@pytest.mark.parametrize(
+    ("capability", "call"),
+    [("leases", lambda s: s.lock("a")), ("scans", lambda s: s.iter_ids())],
+)
+def test_a_missing_capability_is_refused_at_the_call(capability: str, call: Any) -> None:
+    """lock() and iter_ids(), which return objects, refuse at once, before anything awaits."""
+    store = EncodedSessionStore(FourPrimitives())
+    with pytest.raises(UnsupportedCapabilityError) as raised:
+        call(store)
+    assert raised.value.capability == capability
+
+
+def test_a_backend_declaring_a_capability_must_implement_it() -> None:
+    """Declaring a capability without its primitives fails when the backend is created."""
+
+    class Half(FourPrimitives, CompareAndSet):
+        async def write_if(self, session_id: str, data: bytes, ttl: int, version: str) -> bool:
+            return False
+
+    with pytest.raises(TypeError, match="remove_if"):
+        Half()  # type: ignore[abstract]
 
 
 # Every error the README's table lists, each with what else it is. Written out by hand, so
@@ -240,6 +270,8 @@ ERRORS: list[tuple[type[Exception], tuple[type[Exception], ...]]] = [
     (SessionLockedError, (TimeoutError,)),
     (LockNotOwnedError, ()),
     (MissingDependencyError, (ImportError,)),
+    (UnsupportedCapabilityError, (NotImplementedError,)),
+    (UpdaterReturnedNoneError, (InvalidArgumentError, TypeError, ValueError)),
 ]
 
 

@@ -29,7 +29,7 @@ from valerie.infrastructure import (
     MissingDependencyError,
     RedisSessionStore,
 )
-from valerie.infrastructure.session_store.backends.redis.store import LOCK_SUFFIX
+from valerie.infrastructure.session_store.backends.redis.keys import LOCK_SUFFIX
 
 STATE = {"user_id": "user-123", "step": 1, "text": "Olá 💬"}
 
@@ -48,7 +48,7 @@ async def test_the_value_is_compact_utf8_json_any_client_can_parse(
     """Another service can GET the key and parse it as JSON."""
     async with RedisSessionStore(redis_server.url, prefix="raw-json:") as store:
         await store.save("s1", STATE)
-        client = store._connection()
+        client = store.backend._connection()
         raw = await client.get("raw-json:s1")
         assert raw == json.dumps(STATE, separators=(",", ":"), ensure_ascii=False).encode()
         assert json.loads(raw) == STATE
@@ -62,7 +62,7 @@ async def test_server_side_ttl_matches_the_requested_one(
     """Redis holds the expiry natively, within one second of what was asked."""
     seconds = ttl if isinstance(ttl, int) else int(ttl.total_seconds())
     await redis_store.save("s1", STATE, ttl=ttl)
-    remaining = await redis_store._connection().ttl(redis_store.prefix + "s1")
+    remaining = await redis_store.backend._connection().ttl(redis_store.prefix + "s1")
     assert seconds - 1 <= remaining <= seconds
 
 
@@ -70,7 +70,7 @@ async def test_default_ttl_is_set_on_the_server(redis_server: RedisServer) -> No
     """A save without a TTL writes the store's default TTL."""
     async with RedisSessionStore(redis_server.url, prefix="dflt:", default_ttl=120) as store:
         await store.save("s1", STATE)
-        remaining = await store._connection().ttl("dflt:s1")
+        remaining = await store.backend._connection().ttl("dflt:s1")
         assert 119 <= remaining <= 120
 
 
@@ -90,7 +90,7 @@ async def test_a_key_of_another_type_is_reported_as_corrupted(
     redis_store: RedisSessionStore,
 ) -> None:
     """A hash where a session should be raises CorruptedSessionError and is left alone."""
-    client = redis_store._connection()
+    client = redis_store.backend._connection()
     await client.hset(redis_store.prefix + "s1", "field", "value")
     with pytest.raises(CorruptedSessionError, match="Redis type"):
         await redis_store.load("s1")
@@ -179,7 +179,7 @@ async def test_clear_deletes_its_prefix_only(redis_server: RedisServer) -> None:
     ):
         await app.save_many({f"s{n}": {"n": n} for n in range(2500)})
         await apple.save_many({f"s{n}": {"n": n} for n in range(10)})
-        await app._connection().set("unrelated", "x")
+        await app.backend._connection().set("unrelated", "x")
         lease = app.lock("s1")
         await lease.acquire()
         assert await app.clear() == 2500  # sessions counted; their locks deleted too
@@ -187,9 +187,9 @@ async def test_clear_deletes_its_prefix_only(redis_server: RedisServer) -> None:
             await lease.release()
         assert await app.count() == 0
         assert await apple.count() == 10
-        assert await app._connection().get("unrelated") == b"x"
+        assert await app.backend._connection().get("unrelated") == b"x"
         await apple.clear()
-        await app._connection().delete("unrelated")
+        await app.backend._connection().delete("unrelated")
 
 
 async def test_glob_characters_in_the_prefix_are_literal(redis_server: RedisServer) -> None:
@@ -234,7 +234,7 @@ async def test_versioned_writes_and_refreshes_keep_the_value_plain_json(
     await redis_store.update("s1", lambda s: {"n": 1})
     version = (await redis_store.load_versioned("s1")).version
     await redis_store.save("s1", {"n": 2}, if_version=version)
-    raw = await redis_store._connection().get(redis_store.prefix + "s1")
+    raw = await redis_store.backend._connection().get(redis_store.prefix + "s1")
     assert raw == b'{"n":2}'
 
 
@@ -253,7 +253,7 @@ async def test_a_version_is_the_sha1_of_the_stored_bytes(
 
 async def test_touch_and_refresh_set_the_server_side_ttl(redis_store: RedisSessionStore) -> None:
     """touch and load(refresh_ttl=) change Redis's own TTL for the key."""
-    client = redis_store._connection()
+    client = redis_store.backend._connection()
     key = redis_store.prefix + "s1"
     await redis_store.save("s1", {}, ttl=10)
     await redis_store.touch("s1", ttl=1000)
@@ -264,7 +264,7 @@ async def test_touch_and_refresh_set_the_server_side_ttl(redis_store: RedisSessi
 
 async def test_a_lease_is_a_key_beside_the_session(redis_store: RedisSessionStore) -> None:
     """The lease key is prefix + id + LOCK_SUFFIX, with a millisecond expiry."""
-    client = redis_store._connection()
+    client = redis_store.backend._connection()
     async with redis_store.lock("s1", timeout=30) as lease:
         key = redis_store.prefix + "s1" + LOCK_SUFFIX
         assert await client.get(key) == lease.token.encode()
@@ -295,7 +295,7 @@ async def test_a_cancelled_call_waiting_for_a_connection_stays_cancelled(
     frees up in the same step."""
     async with RedisSessionStore(redis_server.url, prefix="cancel:", max_connections=1) as store:
         await store.save("s", {"n": 1})
-        slots = store._slots
+        slots = store.backend._slots
         await slots.acquire()  # another call holds the only connection
         waiter = asyncio.create_task(store.load("s"))
         await asyncio.sleep(0.01)
@@ -322,7 +322,7 @@ async def test_a_lock_cancelled_while_acquiring_is_not_left_held(
     async with RedisSessionStore(redis_server.url, prefix="lockcancel:") as store:
 
         async def keep_server_busy() -> None:
-            await store._connection().eval(BUSY_SCRIPT, 0)
+            await store.backend._connection().eval(BUSY_SCRIPT, 0)
 
         busy = asyncio.create_task(keep_server_busy())
         await asyncio.sleep(0.05)
@@ -353,7 +353,7 @@ async def test_load_many_reports_a_key_of_another_type_as_corrupted(
     redis_store: RedisSessionStore,
 ) -> None:
     """load_many treats a hash where a session should be as load does."""
-    await redis_store._connection().hset(redis_store.prefix + "h", "f", "v")
+    await redis_store.backend._connection().hset(redis_store.prefix + "h", "f", "v")
     with pytest.raises(CorruptedSessionError):
         await redis_store.load_many(["h"])
 

@@ -5,7 +5,7 @@ A new benchmark is one module here (a `SCENARIO` whose `run` returns a `Section`
 """
 
 from benchmarks.harness import Scenario
-from benchmarks.scenarios import batches, cluster, memory, scaling, throughput, update
+from benchmarks.scenarios import batches, cluster, memory, observers, scaling, throughput, update
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
@@ -16,5 +16,6 @@ SCENARIOS: dict[str, Scenario] = {
         cluster.SCENARIO,
         scaling.SCENARIO,
         memory.SCENARIO,
+        observers.SCENARIO,
     )
 }

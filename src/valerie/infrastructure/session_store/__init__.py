@@ -1,15 +1,18 @@
 """Async session store: a conversation's state kept between turns, in memory or in Redis.
 
 `get_session_store()` returns the store that the `VALERIE_SESSION_*` environment variables
-configure; every store has the same async methods (`save`, `load`, `delete`, `exists`) and
-raises the same errors, all subclasses of `SessionStoreError`.
+configure, typed `SessionStore` (the whole API); every store has the same async methods and
+raises the same errors, all subclasses of `SessionStoreError`. Each store is the one core
+(`EncodedSessionStore`) over a backend (`backend.Backend`), with a codec, optional byte
+transforms and optional observers.
 """
 
-from .backends.memory import InMemorySessionStore
-from .backends.redis import RedisSessionStore
-from .base import EncodedSessionStore, SessionStore
-from .codec import MAX_DEPTH, SessionState, StateCodec
+from .backend import Backend, Capability
+from .backends.memory import InMemorySessionStore, MemoryBackend
+from .backends.redis import RedisBackend, RedisSessionStore
+from .codec import MAX_DEPTH, Codec, SessionState, StateCodec
 from .config import SessionStoreSettings, get_default_ttl, get_session_store
+from .contract import DELETE, SessionStore, Updater
 from .errors import (
     AccessDeniedError,
     BackendError,
@@ -25,20 +28,32 @@ from .errors import (
     SerializationError,
     SessionLockedError,
     SessionStoreError,
+    UnsupportedCapabilityError,
+    UpdaterReturnedNoneError,
     VersionConflictError,
 )
+from .instrumentation import ConnectionWaitEvent, Observer, OperationEvent, Outcome
 from .lease import Lease
+from .registry import registered_backends
+from .store import EncodedSessionStore
+from .transforms import Compression, Transform
 from .validation import TTL
 from .versions import ABSENT, VersionedState
 
 __all__ = [
     "ABSENT",
+    "DELETE",
     "MAX_DEPTH",
     "TTL",
     "AccessDeniedError",
+    "Backend",
     "BackendError",
     "BackendUnavailableError",
+    "Capability",
+    "Codec",
+    "Compression",
     "ConfigurationError",
+    "ConnectionWaitEvent",
     "CorruptedSessionError",
     "EncodedSessionStore",
     "InMemorySessionStore",
@@ -47,7 +62,12 @@ __all__ = [
     "InvalidTTLError",
     "Lease",
     "LockNotOwnedError",
+    "MemoryBackend",
     "MissingDependencyError",
+    "Observer",
+    "OperationEvent",
+    "Outcome",
+    "RedisBackend",
     "RedisSessionStore",
     "ReplicationError",
     "SerializationError",
@@ -57,8 +77,13 @@ __all__ = [
     "SessionStoreError",
     "SessionStoreSettings",
     "StateCodec",
+    "Transform",
+    "UnsupportedCapabilityError",
+    "Updater",
+    "UpdaterReturnedNoneError",
     "VersionConflictError",
     "VersionedState",
     "get_default_ttl",
     "get_session_store",
+    "registered_backends",
 ]

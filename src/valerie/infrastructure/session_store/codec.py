@@ -1,9 +1,13 @@
-"""States to bytes and back: the one place where JSON rules are checked.
+"""States to bytes and back: the `Codec` seam, and `StateCodec`, the strict JSON default.
 
-A state is stored as compact UTF-8 JSON. Validation is ours, not the encoder's, so that the
-standard library's `json` and the optional `orjson` accept exactly the same states: encoders
-differ (orjson writes NaN as null and serializes UUIDs; json turns int keys into strings), the
-rules below do not.
+A store turns a state into bytes with its codec (`codec=` on every store), then passes the bytes
+through its transforms (see `transforms`) to the backend. Any object with `encode(state) ->
+bytes` and `decode(bytes) -> state` is a codec; `StateCodec` is the default.
+
+With `StateCodec`, a state is stored as compact UTF-8 JSON. Validation is ours, not the
+encoder's, so that the standard library's `json` and the optional `orjson` accept exactly the
+same states: encoders differ (orjson writes NaN as null and serializes UUIDs; json turns int
+keys into strings), the rules below do not.
 
 Rules: a state is a `dict` with `str` keys whose values are `str`, `int` in the 64-bit range,
 finite `float`, `bool`, `None`, `list`/`tuple` or `dict` with `str` keys, nested at most
@@ -15,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from .errors import (
     ConfigurationError,
@@ -39,6 +43,25 @@ else:
 
 SessionState = dict[str, Any]
 """A session's state: a JSON object as a Python `dict`."""
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Turns states into bytes and back; give one to a store as `codec=`.
+
+    `decode(encode(state))` must equal what a later `load` should return. Errors: `encode`
+    raises `SerializationError` for a state it cannot hold (nothing is written), `decode`
+    raises `CorruptedSessionError` for bytes it cannot read (the value is left in place).
+    """
+
+    def encode(self, state: Mapping[str, Any]) -> bytes:
+        """Return the bytes that store `state`."""
+        ...
+
+    def decode(self, data: bytes) -> SessionState:
+        """Return the state stored as `data`."""
+        ...
+
 
 MAX_DEPTH = 254
 """Deepest nesting of containers in a state, the top-level dict being level 1: orjson's limit."""
@@ -227,6 +250,9 @@ class StateCodec:
         self._dumps: Callable[[Any], bytes] = orjson.dumps if fast else _stdlib_dumps
         self._loads: Callable[[bytes], Any] = orjson.loads if fast else _stdlib_loads
 
+    def __repr__(self) -> str:
+        return f"StateCodec(fast={self._fast})"
+
     def encode(self, state: Mapping[str, Any]) -> bytes:
         """Return the JSON of `state`.
 
@@ -294,7 +320,3 @@ class StateCodec:
                 "it was left in place: inspect it, or delete the session to start over"
             )
         return state
-
-
-DEFAULT_CODEC = StateCodec()
-"""The codec every built-in store uses: orjson when installed, else the standard library."""

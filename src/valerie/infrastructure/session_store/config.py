@@ -13,11 +13,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .backends.memory import InMemorySessionStore
-from .backends.redis import DEFAULT_PREFIX, DEFAULT_REDIS_URL, RedisSessionStore
+from .backends.redis import DEFAULT_PREFIX, DEFAULT_REDIS_URL
 from .backends.redis.urls import RedisTarget, mask_url, parse_redis_url
-from .base import DEFAULT_TTL_SECONDS, EncodedSessionStore
+from .contract import DEFAULT_TTL_SECONDS, SessionStore
 from .errors import ConfigurationError, InvalidTTLError
+from .registry import registry
 from .validation import MAX_TTL_SECONDS, TTL, check_prefix, ttl_seconds
 
 STORE_VAR = "VALERIE_SESSION_STORE"
@@ -27,7 +27,6 @@ PREFIX_VAR = "VALERIE_SESSION_PREFIX"
 VARIABLES = (STORE_VAR, REDIS_URL_VAR, TTL_VAR, PREFIX_VAR)
 """Every variable the store reads; any other `VALERIE_SESSION_*` variable is an error."""
 
-STORE_TYPES = ("memory", "redis")
 _NAMESPACE = "VALERIE_SESSION_"
 
 
@@ -58,7 +57,8 @@ class SessionStoreSettings:
     Built from arguments or from the environment (`from_environ`), the same rules apply; a
     value that breaks one raises `ConfigurationError` naming the argument or the variable:
 
-    - `store` is `memory` or `redis`, in any case. Left out, it means `memory`, and then
+    - `store` is a registered store type (`memory`, `redis`, or one an installed package
+      registers, see `registry`), in any case. Left out, it means `memory`, and then
       `redis_url` and `prefix`, which only a Redis store uses, must be left out too: settings
       meant for Redis never silently give a per-process memory store.
     - `redis_url` is checked whatever the store type (see `RedisSessionStore`).
@@ -131,10 +131,11 @@ class SessionStoreSettings:
                     )
         else:
             store_type = _check_text(store, names.store).lower()
-            if store_type not in STORE_TYPES:
+            store_types = registry.names()
+            if store_type not in store_types:
                 raise ConfigurationError(
                     f"{names.store}={store!r} is not a store type; {names.verb} it to "
-                    f"{' or '.join(STORE_TYPES)} (in any case), or leave it out for memory"
+                    f"{' or '.join(store_types)} (in any case), or leave it out for memory"
                 )
         if redis_url is None:
             redis_url = DEFAULT_REDIS_URL
@@ -160,13 +161,17 @@ class SessionStoreSettings:
 
     @property
     def store(self) -> str:
-        """The store type, `memory` or `redis` (lowercase)."""
+        """The store type, e.g. `memory` or `redis` (lowercase)."""
         return self._store
 
     @property
     def redis_url(self) -> str:
         """The Redis URL with its credentials masked (`redis://***@host:6379/0`)."""
         return mask_url(self._target.url)
+
+    def unmasked_redis_url(self) -> str:
+        """The Redis URL with its credentials, for store factories: never log or show it."""
+        return self._target.url
 
     @property
     def ttl(self) -> int:
@@ -195,15 +200,14 @@ class SessionStoreSettings:
             f"ttl={self._ttl}, prefix={self._prefix!r})"
         )
 
-    def create_store(self) -> EncodedSessionStore:
-        """Return a new store of the configured type.
+    def create_store(self) -> SessionStore:
+        """Return a new store of the configured type, made by its registered factory.
 
         Raises:
             MissingDependencyError: The Redis store is configured, and redis-py is missing.
+            ConfigurationError: A third-party type's entry point cannot be loaded.
         """
-        if self._store == "redis":
-            return RedisSessionStore(self._target.url, self._prefix, default_ttl=self._ttl)
-        return InMemorySessionStore(default_ttl=self._ttl)
+        return registry.factory(self._store)(self)
 
 
 def _check_text(value: object, name: str, shown: str | None = None) -> str:
@@ -288,10 +292,11 @@ def get_default_ttl(environ: Mapping[str, str] | None = None) -> int:
     return DEFAULT_TTL_SECONDS if raw is None else _ttl_from_text(raw)
 
 
-def get_session_store(environ: Mapping[str, str] | None = None) -> EncodedSessionStore:
+def get_session_store(environ: Mapping[str, str] | None = None) -> SessionStore:
     """Return a new store as the `VALERIE_SESSION_*` variables configure it.
 
-    `VALERIE_SESSION_STORE` picks `memory` (the default) or `redis`; there is no silent
+    `VALERIE_SESSION_STORE` picks `memory` (the default), `redis` or another registered type
+    (see `registry`); there is no silent
     fallback: an unknown type or variable, a bad URL, TTL or prefix, or Redis settings without
     `VALERIE_SESSION_STORE=redis`, raises `ConfigurationError`.
     """

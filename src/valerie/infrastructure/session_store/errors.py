@@ -27,6 +27,14 @@ class InvalidArgumentError(SessionStoreError, TypeError, ValueError):
     """
 
 
+class UpdaterReturnedNoneError(InvalidArgumentError):
+    """`update`'s function returned `None` for an existing session; nothing was written.
+
+    The usual cause is a function that changes the state in place and forgets `return state`.
+    Return the new state, or `DELETE` to delete the session.
+    """
+
+
 class InvalidSessionIdError(InvalidArgumentError):
     """A session id is not a non-empty `str` of at most 512 UTF-8 bytes without control chars."""
 
@@ -49,6 +57,20 @@ class SerializationError(InvalidArgumentError):
 
 class CorruptedSessionError(SessionStoreError, ValueError):
     """A stored value is not the JSON of an object; it is left in place for inspection."""
+
+
+class UnsupportedCapabilityError(SessionStoreError, NotImplementedError):
+    """The store's backend lacks a capability this call needs; nothing was read or written.
+
+    Raised before any I/O. `store.capabilities` tells in advance what a backend offers.
+
+    Attributes:
+        capability: The missing capability, e.g. `Capability.LEASES`.
+    """
+
+    def __init__(self, message: str, capability: str) -> None:
+        super().__init__(message)
+        self.capability = capability
 
 
 class BackendError(SessionStoreError):

@@ -5,13 +5,18 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from heapq import heappop, heappush
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
-from ..base import DEFAULT_TTL_SECONDS, EncodedSessionStore
+from ..backend import CompareAndSet, ExpiryControl, Leases, Scans
+from ..codec import Codec
+from ..contract import DEFAULT_TTL_SECONDS
 from ..errors import ConfigurationError
+from ..instrumentation import Observer
+from ..store import EncodedSessionStore
+from ..transforms import Transform
 from ..validation import TTL, describe
 from ..versions import version_of
 
@@ -74,29 +79,25 @@ class _Deadlines(Generic[_Value]):
         self.heap.clear()
 
 
-class InMemorySessionStore(EncodedSessionStore):
-    """Sessions kept as JSON bytes in a dict, so a loaded state is always a fresh copy.
+class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans):
+    """Sessions kept as bytes in a dict, with exact expiry and optional LRU eviction.
 
-    Behaves like `RedisSessionStore` in every respect the contract covers, but lives and dies
-    with the process. Safe for any number of tasks on one event loop: no method awaits while
-    it changes the store, so each call is atomic.
-
-    Expiry is exact: `load` and `exists` never see an expired session, nor a lease holder
-    its expired lease. Memory is released without any call from you: every call frees up to a
-    few sessions (and every lease call a few leases) whose deadline has passed, found through
-    per-second buckets, so no call costs more than O(1) amortized however many are stored.
+    Safe for any number of tasks on one event loop: no method awaits while it changes the
+    backend, so each call is atomic. Every call frees up to a few sessions (and every lease
+    call a few leases) whose deadline has passed, found through per-second buckets, so no call
+    costs more than O(1) amortized however many are stored.
 
     Args:
-        default_ttl: The TTL used when `save` is called without one.
-        max_sessions: When set, saving a new session into a full store evicts the least
-            recently used one (`save` and `load` count as use; `exists` does not).
+        max_sessions: When set, writing a new session into a full backend evicts the least
+            recently used one (writes and reads count as use; `contains` does not).
         clock: Seconds on a monotonic clock; tests pass a fake one.
 
     Raises:
         ConfigurationError: `max_sessions` is not a positive int or None, or `clock` is not
             callable.
-        InvalidTTLError: `default_ttl` is not a valid TTL.
     """
+
+    name = "memory"
 
     __slots__ = (
         "_clock",
@@ -110,12 +111,10 @@ class InMemorySessionStore(EncodedSessionStore):
 
     def __init__(
         self,
-        default_ttl: TTL = DEFAULT_TTL_SECONDS,
         *,
         max_sessions: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(default_ttl)
         if max_sessions is not None and (type(max_sessions) is not int or max_sessions < 1):
             raise ConfigurationError(
                 f"max_sessions must be a positive int or None, got {describe(max_sessions)}; "
@@ -138,13 +137,7 @@ class InMemorySessionStore(EncodedSessionStore):
         self._locks: dict[str, _Held] = {}
         self._lock_expiry = _Deadlines(self._locks)
 
-    def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(sessions={len(self._entries)}, "
-            f"default_ttl={self.default_ttl}, max_sessions={self.max_sessions})"
-        )
-
-    async def _write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
+    async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         self._put(session_id, data, ttl_seconds)
 
     def _put(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
@@ -163,7 +156,7 @@ class InMemorySessionStore(EncodedSessionStore):
             if self._recency is not None:
                 self._recency.move_to_end(session_id)
 
-    async def _read(self, session_id: str) -> bytes | None:
+    async def read(self, session_id: str) -> bytes | None:
         entry = self._live_entry(session_id)
         if entry is None:
             return None
@@ -171,25 +164,25 @@ class InMemorySessionStore(EncodedSessionStore):
             self._recency.move_to_end(session_id)
         return entry[0]
 
-    async def _remove(self, session_id: str) -> None:
+    async def remove(self, session_id: str) -> None:
         self._expiry.sweep(self._clock())
         entry = self._entries.pop(session_id, None)
         if entry is not None:
             self._expiry.discard(session_id, entry[1])
 
-    async def _contains(self, session_id: str) -> bool:
+    async def contains(self, session_id: str) -> bool:
         return self._live_entry(session_id) is not None
 
     # No method below awaits between its check and its write: that is what makes each atomic.
 
-    async def _write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
+    async def write_if(self, session_id: str, data: bytes, ttl_seconds: int, version: str) -> bool:
         entry = self._live_entry(session_id)
         if version_of(None if entry is None else entry[0]) != version:
             return False
         self._put(session_id, data, ttl_seconds)
         return True
 
-    async def _swap(
+    async def swap(
         self, session_id: str, previous: bytes | None, data: bytes | None, ttl_seconds: int
     ) -> tuple[bool, bytes | None]:
         entry = self._live_entry(session_id)
@@ -198,35 +191,35 @@ class InMemorySessionStore(EncodedSessionStore):
         if current is not previous and current != previous:
             return False, current
         if data is None:
-            await self._remove(session_id)
+            await self.remove(session_id)
         else:
             self._put(session_id, data, ttl_seconds)
         return True, None
 
-    async def _remove_if(self, session_id: str, version: str) -> bool:
+    async def remove_if(self, session_id: str, version: str) -> bool:
         entry = self._live_entry(session_id)
         if entry is None:
             return True
         if version_of(entry[0]) != version:
             return False
-        await self._remove(session_id)
+        await self.remove(session_id)
         return True
 
-    async def _read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
+    async def read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         entry = self._live_entry(session_id)
         if entry is None:
             return None
         self._put(session_id, entry[0], ttl_seconds)
         return entry[0]
 
-    async def _touch(self, session_id: str, ttl_seconds: int) -> bool:
-        return await self._read_and_touch(session_id, ttl_seconds) is not None
+    async def touch(self, session_id: str, ttl_seconds: int) -> bool:
+        return await self.read_and_touch(session_id, ttl_seconds) is not None
 
-    async def _remaining(self, session_id: str) -> int | None:
+    async def remaining(self, session_id: str) -> int | None:
         entry = self._live_entry(session_id)
         return None if entry is None else math.ceil(entry[1] - self._clock())
 
-    async def _acquire_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+    async def acquire_lease(self, session_id: str, token: str, milliseconds: int) -> bool:
         now = self._clock()
         self._lock_expiry.sweep(now)
         held = self._locks.get(session_id)
@@ -235,7 +228,7 @@ class InMemorySessionStore(EncodedSessionStore):
         self._hold(session_id, token, now + milliseconds / 1000, held)
         return True
 
-    async def _release_lock(self, session_id: str, token: str) -> bool:
+    async def release_lease(self, session_id: str, token: str) -> bool:
         held = self._live_lease(session_id, token)
         if held is None:
             return False
@@ -243,7 +236,7 @@ class InMemorySessionStore(EncodedSessionStore):
         self._lock_expiry.discard(session_id, held[1])
         return True
 
-    async def _extend_lock(self, session_id: str, token: str, milliseconds: int) -> bool:
+    async def extend_lease(self, session_id: str, token: str, milliseconds: int) -> bool:
         held = self._live_lease(session_id, token)
         if held is None:
             return False
@@ -264,15 +257,15 @@ class InMemorySessionStore(EncodedSessionStore):
         else:
             self._lock_expiry.move(session_id, held[1], deadline)
 
-    async def _ping(self) -> dict[str, Any]:
+    async def ping(self) -> dict[str, Any]:
         return {"topology": "memory", "sessions": len(self._entries)}
 
-    async def _scan(self) -> AsyncIterator[str]:
+    async def scan(self) -> AsyncIterator[str]:
         for session_id in list(self._entries):
             if self._live_entry(session_id) is not None:
                 yield session_id
 
-    async def _clear(self) -> int:
+    async def clear(self) -> int:
         now = self._clock()
         count = sum(1 for _, deadline in self._entries.values() if deadline > now)
         self._expiry.clear()
@@ -306,3 +299,63 @@ class InMemorySessionStore(EncodedSessionStore):
                     return
         session_id, (_, deadline) = self._recency.popitem(last=False)
         expiry.discard(session_id, deadline)
+
+
+class InMemorySessionStore(EncodedSessionStore):
+    """Sessions in this process's memory (a `MemoryBackend`), a loaded state always a fresh copy.
+
+    Behaves like `RedisSessionStore` in every respect the contract covers, but lives and dies
+    with the process. Expiry is exact: `load` and `exists` never see an expired session, nor a
+    lease holder its expired lease, and memory is released without any call from you.
+
+    Args:
+        default_ttl: The TTL used when `save` is called without one.
+        max_sessions: When set, saving a new session into a full store evicts the least
+            recently used one (`save` and `load` count as use; `exists` does not).
+        clock: Seconds on a monotonic clock; tests pass a fake one.
+        codec: Turns states into bytes; default: strict JSON (`StateCodec`).
+        transforms: Byte transforms between codec and storage, e.g. `[Compression()]`.
+        observers: Receive an event per public call (see `instrumentation`).
+
+    Raises:
+        ConfigurationError: `max_sessions` is not a positive int or None, or `clock` is not
+            callable.
+        InvalidTTLError: `default_ttl` is not a valid TTL.
+    """
+
+    __slots__ = ("_memory",)
+
+    def __init__(
+        self,
+        default_ttl: TTL = DEFAULT_TTL_SECONDS,
+        *,
+        max_sessions: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        codec: Codec | None = None,
+        transforms: Sequence[Transform] = (),
+        observers: Sequence[Observer] = (),
+    ) -> None:
+        self._memory = MemoryBackend(max_sessions=max_sessions, clock=clock)
+        super().__init__(
+            self._memory,
+            default_ttl=default_ttl,
+            codec=codec,
+            transforms=transforms,
+            observers=observers,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(sessions={len(self._memory._entries)}, "
+            f"default_ttl={self.default_ttl}, max_sessions={self.max_sessions})"
+        )
+
+    @property
+    def backend(self) -> MemoryBackend:
+        """The memory backend that keeps this store's bytes."""
+        return self._memory
+
+    @property
+    def max_sessions(self) -> int | None:
+        """Sessions kept at most (least recently used evicted beyond), or `None`."""
+        return self._memory.max_sessions

@@ -3,6 +3,13 @@
 Importing this package does not import `redis`; the client is built on first use.
 """
 
-from .store import DEFAULT_PREFIX, DEFAULT_REDIS_URL, LOCK_SUFFIX, RedisSessionStore
+from .session_store import RedisSessionStore
+from .store import DEFAULT_PREFIX, DEFAULT_REDIS_URL, LOCK_SUFFIX, RedisBackend
 
-__all__ = ["DEFAULT_PREFIX", "DEFAULT_REDIS_URL", "LOCK_SUFFIX", "RedisSessionStore"]
+__all__ = [
+    "DEFAULT_PREFIX",
+    "DEFAULT_REDIS_URL",
+    "LOCK_SUFFIX",
+    "RedisBackend",
+    "RedisSessionStore",
+]

@@ -1,0 +1,189 @@
+"""One place that reports every public operation of every store to optional observers.
+
+The store core runs each public call through `Instrumentation.observe` when observers are
+attached, and not at all otherwise (one attribute test on the fast path). An event carries
+what a metrics or tracing layer needs (OpenTelemetry's database conventions among them): the
+operation's name, the backend's name, the outcome, the duration, the bytes moved, and for
+`update` the attempts it took. Never a session id, a state or a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from enum import StrEnum
+from typing import NamedTuple, TypeVar
+
+from .errors import LockNotOwnedError, SessionLockedError, VersionConflictError
+
+_Result = TypeVar("_Result")
+
+_logger = logging.getLogger("valerie.session_store")
+
+
+class Outcome(StrEnum):
+    """How an operation ended."""
+
+    OK = "ok"
+    """It did what was asked (a write, a delete, a lease taken...)."""
+    HIT = "hit"
+    """A read (`load`, `exists`, `load_versioned`, `touch`, `ttl`) found the session."""
+    MISS = "miss"
+    """A read found no session."""
+    CONFLICT = "conflict"
+    """A compare-and-set met a concurrent change (`VersionConflictError`)."""
+    LOCKED = "locked"
+    """A lease stayed taken for longer than the caller waited (`SessionLockedError`)."""
+    LOST = "lost"
+    """A lease had expired while held (`LockNotOwnedError` on release or extend)."""
+    ERROR = "error"
+    """Any other error; `error_type` names it."""
+
+
+class OperationEvent(NamedTuple):
+    """One public operation, as observers see it.
+
+    Attributes:
+        operation: The store method (`save`, `load`, `update`, `acquire_lease`...).
+        backend: The backend's name (`memory`, `redis`, or a third party's).
+        outcome: How it ended.
+        error_type: The exception's class name when it raised (also for conflicts), else `None`.
+        duration: Seconds it took, on a monotonic clock (for `acquire_lease`: the wait).
+        bytes: Bytes of stored values read or written (after codec and transforms).
+        attempts: Tries `update` took (1 without a conflict); 1 for other operations.
+        sessions: Sessions the call concerned (a batch's size; 1 otherwise).
+    """
+
+    operation: str
+    backend: str
+    outcome: Outcome
+    error_type: str | None
+    duration: float
+    bytes: int
+    attempts: int = 1
+    sessions: int = 1
+
+
+class ConnectionWaitEvent(NamedTuple):
+    """A call waited for a free pooled connection (reported by pooled backends, e.g. Redis).
+
+    Attributes:
+        backend: The backend's name.
+        duration: Seconds it waited.
+        timed_out: Whether it gave up (the call then raised `BackendUnavailableError`).
+    """
+
+    backend: str
+    duration: float
+    timed_out: bool
+
+
+class Observer:
+    """Receives events from stores it is attached to (`observers=[...]`); subclass it.
+
+    Both methods do nothing by default. They run inline, on the store's event loop, so they
+    must be quick and must not block; an exception they raise is logged and ignored.
+    """
+
+    def on_operation(self, event: OperationEvent) -> None:
+        """Called once per public operation, when it ends (whether it succeeded or not)."""
+
+    def on_connection_wait(self, event: ConnectionWaitEvent) -> None:
+        """Called after a call waited for a pooled connection."""
+
+
+Description = tuple[Outcome, int, int, int]
+"""What `observe` learns from a result: outcome, bytes, attempts, sessions."""
+
+
+class Instrumentation:
+    """Times operations and hands their events to observers.
+
+    Args:
+        backend: The backend's name, put in every event.
+        observers: Who receives the events; at least one (with none, stores skip this class).
+    """
+
+    __slots__ = ("backend", "observers")
+
+    def __init__(self, backend: str, observers: Iterable[Observer]) -> None:
+        self.backend = backend
+        self.observers = tuple(observers)
+
+    async def observe(
+        self,
+        operation: str,
+        call: Awaitable[_Result],
+        describe: Callable[[_Result], Description],
+    ) -> _Result:
+        """Await `call`, then report it as `operation`, described by `describe(result)`."""
+        started = time.perf_counter()
+        try:
+            result = await call
+        except BaseException as error:
+            self.report(
+                OperationEvent(
+                    operation,
+                    self.backend,
+                    _outcome_of(error),
+                    type(error).__name__,
+                    time.perf_counter() - started,
+                    0,
+                )
+            )
+            raise
+        outcome, size, attempts, sessions = describe(result)
+        self.report(
+            OperationEvent(
+                operation,
+                self.backend,
+                outcome,
+                None,
+                time.perf_counter() - started,
+                size,
+                attempts,
+                sessions,
+            )
+        )
+        return result
+
+    def report_walk(
+        self,
+        operation: str,
+        outcome: Outcome,
+        error_type: str | None,
+        duration: float,
+        sessions: int,
+    ) -> None:
+        """Report a walk of the store (`iter_ids`) when it ends, however it ends."""
+        self.report(
+            OperationEvent(operation, self.backend, outcome, error_type, duration, 0, 1, sessions)
+        )
+
+    def report(self, event: OperationEvent) -> None:
+        """Give `event` to every observer."""
+        for observer in self.observers:
+            try:
+                observer.on_operation(event)
+            except Exception:
+                _logger.exception("observer %r failed on a %s event", observer, event.operation)
+
+    def connection_wait(self, seconds: float, timed_out: bool) -> None:
+        """Report a wait for a pooled connection; the hook a pooled backend calls."""
+        event = ConnectionWaitEvent(self.backend, seconds, timed_out)
+        for observer in self.observers:
+            try:
+                observer.on_connection_wait(event)
+            except Exception:
+                _logger.exception("observer %r failed on a connection wait event", observer)
+
+
+def _outcome_of(error: BaseException) -> Outcome:
+    if isinstance(error, VersionConflictError):
+        return Outcome.CONFLICT
+    if isinstance(error, SessionLockedError):
+        return Outcome.LOCKED
+    if isinstance(error, LockNotOwnedError):
+        return Outcome.LOST
+    return Outcome.ERROR
