@@ -20,7 +20,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import Chat, Message, Update, User
 
-from valerie.infrastructure import BackendUnavailableError, EncodedSessionStore, get_session_store
+from valerie.infrastructure import BackendUnavailableError, SessionStore, get_session_store
 from valerie.integrations.aiogram import ValerieEventIsolation, ValerieStorage
 
 
@@ -69,7 +69,7 @@ def message(number: int, text: str) -> Update:
     )
 
 
-async def bot_process(store: EncodedSessionStore, updates: list[Update]) -> None:
+async def bot_process(store: SessionStore, updates: list[Update]) -> None:
     """One run of the bot: a new Dispatcher (as after a restart) on the shared store."""
     dispatcher = Dispatcher(
         storage=ValerieStorage(store, close_store=False),

@@ -20,14 +20,15 @@ from typing import Any
 from urllib.parse import quote
 
 from valerie.infrastructure.session_store import (
+    DELETE,
     TTL,
-    EncodedSessionStore,
     InvalidArgumentError,
     LockNotOwnedError,
     SessionState,
+    SessionStore,
 )
 
-from ._compat import DELETE_SESSION, missing
+from ._missing import missing
 
 try:
     from aiogram.fsm.state import State
@@ -81,7 +82,7 @@ def _data_of(data: Mapping[str, Any]) -> dict[str, Any]:
 def _record(state: str | None, data: dict[str, Any]) -> Any:
     """The session's new value, or the delete sentinel when nothing is left to keep."""
     if state is None and not data:
-        return DELETE_SESSION
+        return DELETE
     return {"state": state, "data": data}
 
 
@@ -102,7 +103,7 @@ class ValerieStorage(BaseStorage):
     """
 
     def __init__(
-        self, store: EncodedSessionStore, *, ttl: TTL | None = None, close_store: bool = True
+        self, store: SessionStore, *, ttl: TTL | None = None, close_store: bool = True
     ) -> None:
         self.store = store
         self.ttl = ttl
@@ -182,7 +183,7 @@ class ValerieEventIsolation(BaseEventIsolation):
 
     def __init__(
         self,
-        store: EncodedSessionStore,
+        store: SessionStore,
         *,
         timeout: float = 30.0,
         wait: float = 10.0,

@@ -20,15 +20,16 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 from valerie.infrastructure.session_store import (
+    DELETE,
     TTL,
-    EncodedSessionStore,
     InvalidArgumentError,
     SessionState,
+    SessionStore,
     SessionStoreError,
     VersionConflictError,
 )
 
-from ._compat import DELETE_SESSION, missing
+from ._missing import missing
 
 try:
     from langchain_core.runnables import RunnableConfig
@@ -103,7 +104,7 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
 
     def __init__(
         self,
-        store: EncodedSessionStore,
+        store: SessionStore,
         *,
         serde: SerializerProtocol | None = None,
         ttl: TTL | None = None,
@@ -275,7 +276,7 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
         dropped: builtins.list[tuple[str, str]] = []
         conflict = False
 
-        def add(index: SessionState | None) -> SessionState | None:
+        def add(index: SessionState | None) -> SessionState:
             nonlocal conflict
             dropped.clear()
             namespaces = dict((index or {}).get("ns") or {})
@@ -286,7 +287,7 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
             # LangGraph's savers allow; only a child must extend the latest checkpoint.
             stale = parent_id is not None and head is not None and head != parent_id
             conflict = self.linear and not replaced and stale
-            if conflict:
+            if conflict and index is not None:  # a stale parent implies an index
                 # Not raised here: update() may be trying a cached copy of the index, and
                 # must get to compare it with the stored one. Writing it back unchanged
                 # is no change.
@@ -518,7 +519,7 @@ class ValerieCheckpointSaver(BaseCheckpointSaver[int]):
                 dropped.extend((ns, e[0]) for e in entries if e not in kept)
                 if kept:
                     namespaces[ns] = kept
-            return {"ns": namespaces} if namespaces else DELETE_SESSION
+            return {"ns": namespaces} if namespaces else DELETE
 
         await self.store.update(self._index_id(thread_id), without, self.ttl)
         if dropped:
