@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.conftest import python_env
+import pytest
+
+from tests.support.children import python_env
 
 
+@pytest.mark.redis
 def test_the_adapter_benchmark_runs_every_row_in_quick_mode() -> None:
     """Every operation and concurrency gets a row with a paired ratio."""
     result = subprocess.run(

@@ -15,7 +15,8 @@ from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 
 from tests.adapters import aiogram_workers as workers
-from tests.redis_server import RedisServer
+from tests.support.backends import backend_params, open_store
+from tests.support.redis_server import RedisServer
 from valerie.infrastructure import (
     EncodedSessionStore,
     InMemorySessionStore,
@@ -30,15 +31,10 @@ KEY = StorageKey(bot_id=42, chat_id=workers.CHAT, user_id=workers.CHAT)
 context = multiprocessing.get_context("spawn")
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=backend_params(("memory", "redis")))
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[EncodedSessionStore]:
-    if request.param == "memory":
-        async with InMemorySessionStore() as memory:
-            yield memory
-        return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    async with RedisSessionStore(server.url, f"fsm:{uuid.uuid4().hex}:") as redis:
-        yield redis
+    async with open_store(request, request.param) as opened:
+        yield opened
 
 
 async def test_state_and_data_round_trip_and_stay_apart(store: EncodedSessionStore) -> None:

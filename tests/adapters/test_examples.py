@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import python_env
-from tests.redis_server import RedisServer, free_port
+from tests.support.backends import backend_params
+from tests.support.children import python_env
+from tests.support.redis_server import RedisServer, free_port
 
 EXAMPLES = Path(__file__).parent.parent.parent / "examples"
 
@@ -29,7 +30,7 @@ def run(
     )
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("backend", backend_params(("memory", "redis")))
 def test_the_aiogram_example_books_across_a_restart(
     request: pytest.FixtureRequest, backend: str
 ) -> None:
@@ -43,7 +44,7 @@ def test_the_aiogram_example_books_across_a_restart(
     assert output.endswith("-- the bot restarts --\nuser: two\nbot:  Booked: Lisbon for two.\n")
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis"])
+@pytest.mark.parametrize("backend", backend_params(("memory", "redis")))
 def test_the_langgraph_example_resumes_the_thread(
     request: pytest.FixtureRequest, backend: str
 ) -> None:

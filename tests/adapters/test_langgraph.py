@@ -22,8 +22,8 @@ from langgraph.types import Command, interrupt
 from redis.crc import key_slot
 
 from tests.adapters import langgraph_workers as workers
-from tests.conftest import backend_url
-from tests.redis_server import RedisServer
+from tests.support.backends import backend_params, backend_url, open_store
+from tests.support.redis_server import RedisServer
 from valerie.infrastructure import (
     EncodedSessionStore,
     InMemorySessionStore,
@@ -64,18 +64,15 @@ async def put_chain(saver: ValerieCheckpointSaver, count: int, thread_id: str = 
     return stored
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=backend_params(("memory", "redis")))
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[EncodedSessionStore]:
-    if request.param == "memory":
-        async with InMemorySessionStore() as memory:
-            yield memory
-        return
-    server: RedisServer = request.getfixturevalue("redis_server")
-    async with RedisSessionStore(server.url, f"lg:{uuid.uuid4().hex}:") as redis:
-        yield redis
+    async with open_store(request, request.param) as opened:
+        yield opened
 
 
-@pytest.mark.parametrize("backend", ["memory", "redis", "redis-sentinel", "redis-cluster"])
+@pytest.mark.parametrize(
+    "backend", backend_params(("memory", "redis", "redis-sentinel", "redis-cluster"))
+)
 async def test_the_conformance_suite_passes_every_capability(
     request: pytest.FixtureRequest, backend: str
 ) -> None:
