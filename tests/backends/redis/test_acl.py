@@ -324,7 +324,8 @@ async def test_an_evicting_policy_loses_acknowledged_saves_silently(
         kept = await store.load_many([f"s{n}" for n in range(4000)])
     lost = [session_id for session_id, state in kept.items() if state is None]
     assert len(lost) > 1000
-    assert "s0" in lost
+    # Redis's LRU is sampled: the oldest sessions are likely, not certain, to go first.
+    assert any(f"s{n}" in lost for n in range(100))
 
 
 @pytest.mark.parametrize("small_server", ["noeviction"], indirect=True)
