@@ -96,6 +96,8 @@ async def test_a_user_backend_subclassing_session_store_works() -> None:
         await store.save("s1", {"n": 1})
         assert await store.load("s1") == {"n": 1}
         assert await store.load_many(["s1", "s2"]) == {"s1": {"n": 1}, "s2": None}
+        with pytest.raises(InvalidArgumentError):
+            await store.load_many("s1")
         assert store.capabilities == frozenset()
         with pytest.raises(UnsupportedCapabilityError, match="DictStore does not offer"):
             await store.update("s1", lambda state: DELETE)
