@@ -24,6 +24,8 @@ from valerie.infrastructure import (
 )
 from valerie.infrastructure.session_store.backends.redis.scripts import SWAP
 
+pytestmark = pytest.mark.redis
+
 TIMEOUT = 0.5
 RETRIES = 1
 
