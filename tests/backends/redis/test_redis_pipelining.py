@@ -30,6 +30,9 @@ TIMEOUT = 0.5
 RETRIES = 1
 
 
+pytestmark = pytest.mark.redis  # every test here starts a redis-server
+
+
 @pytest.fixture
 def private_server() -> Iterator[RedisServer]:
     """A server of this test's own: its connection counts are the store's alone."""
