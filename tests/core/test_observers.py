@@ -227,7 +227,7 @@ async def test_redis_reports_waits_for_a_pooled_connection(redis_server: RedisSe
         max_connections=1,
         timeout=5,
         observers=[waits],
-        pipelining=False,  # holds the slots, which only unpipelined calls take
+        pipelining=False,  # a slot of the pool; pipelined calls wait for the pipeline instead
     ) as store:
         await store.save("s", {"n": 1})
         assert waits.events == []  # a free connection is no wait
@@ -254,7 +254,7 @@ async def test_redis_reports_a_wait_that_gave_up(redis_server: RedisServer) -> N
         max_connections=1,
         timeout=0.2,
         observers=[waits],
-        pipelining=False,  # holds the slots, which only unpipelined calls take
+        pipelining=False,
     ) as store:
         await store.ping()
         budget = store.backend._slots

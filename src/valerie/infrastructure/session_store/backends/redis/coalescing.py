@@ -90,6 +90,16 @@ class Coalescer:
         """Batches being sent or awaiting their replies now."""
         return self._in_flight
 
+    @property
+    def connections(self) -> int:
+        """Batches in flight at most (each on its own connection)."""
+        return self._connections
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for their batch to be sent."""
+        return sum(1 for queue in self._queues.values() for e in queue if not e.future.done())
+
     async def run(self, commands: list[Command], *, once: bool, size: int = 0) -> list[Any]:
         """Send `commands` with those of concurrent calls; return their replies.
 
