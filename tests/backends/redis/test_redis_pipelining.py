@@ -22,6 +22,7 @@ from valerie.infrastructure import (
     CorruptedSessionError,
     RedisSessionStore,
 )
+from valerie.infrastructure.session_store import ConnectionWaitEvent, Observer
 from valerie.infrastructure.session_store.backends.redis.scripts import SWAP
 
 pytestmark = pytest.mark.redis
@@ -180,3 +181,51 @@ async def test_a_client_given_to_the_store_is_pipelined_too(redis_server: RedisS
         await store.clear()
     finally:
         await client.aclose()
+
+
+BUSY_SCRIPT = """
+local start = redis.call('TIME')
+while true do
+    local now = redis.call('TIME')
+    if (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 300000 then return 1 end
+end
+"""
+
+
+class Waits(Observer):
+    def __init__(self) -> None:
+        self.events: list[ConnectionWaitEvent] = []
+
+    def on_connection_wait(self, event: ConnectionWaitEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.mark.parametrize(("seconds", "timed_out"), [(2.0, False), (0.1, True)])
+async def test_a_pipelined_wait_for_a_busy_connection_is_bounded_and_reported(
+    redis_server: RedisServer, seconds: float, timed_out: bool
+) -> None:
+    """The only pipeline connection waits on a busy server: the next call waits for it, at
+    most `timeout` (then BackendUnavailableError naming the busy connections), and observers
+    see the wait."""
+    waits = Waits()
+    other = Redis.from_url(redis_server.url)
+    store = RedisSessionStore(
+        redis_server.url, prefix="pwaits:", max_connections=1, timeout=seconds, observers=[waits]
+    )
+    try:
+        await store.save("s", {"n": 1})
+        busy = asyncio.ensure_future(other.eval(BUSY_SCRIPT, 0))
+        await asyncio.sleep(0.05)
+        first = asyncio.create_task(store.load("s"))  # the only connection, waiting on Redis
+        await asyncio.sleep(0.01)
+        if timed_out:
+            with pytest.raises(BackendUnavailableError, match="all 1 connections"):
+                await store.load("s")
+        else:
+            assert await store.load("s") == {"n": 1}
+        await asyncio.gather(first, busy, return_exceptions=True)
+    finally:
+        await store.close()
+        await other.aclose()
+    assert [(event.backend, event.timed_out) for event in waits.events] == [("redis", timed_out)]
+    assert 0.05 < waits.events[0].duration < seconds + 0.5
