@@ -13,13 +13,55 @@ Redis the update cache holds its write, and the first conflict after it counts a
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
 import pytest
 
-from tests.test_contract import (  # noqa: F401 - collected here, on the typed view
+from tests.contract.test_batches import (  # noqa: F401 - collected here, on the typed view
+    test_delete_many,
+    test_empty_batches_are_no_ops,
+    test_save_many_then_load_many,
+)
+from tests.contract.test_expiry import (  # noqa: F401 - collected here, on the typed view
+    test_load_with_refresh_ttl_renews,
+    test_touch_renews_and_reports_existence,
+    test_ttl_reports_whole_seconds_left,
+)
+from tests.contract.test_leases import (  # noqa: F401 - collected here, on the typed view
+    test_a_holder_cannot_release_or_extend_its_expired_lease,
+    test_a_lease_can_be_extended_by_its_holder_only,
+    test_a_lease_expires_by_itself,
+    test_a_lease_is_exclusive,
+    test_a_non_holder_cannot_release,
+    test_tasks_under_the_lease_never_interleave,
+)
+from tests.contract.test_scans import (  # noqa: F401 - collected here, on the typed view
+    test_count_iter_ids_and_clear_with_10000_sessions,
+    test_iter_ids_filters_with_a_glob_pattern,
+)
+from tests.contract.test_update import (  # noqa: F401 - collected here, on the typed view
+    test_200_concurrent_updates_lose_nothing,
+    test_a_concurrent_write_of_the_same_state_is_no_conflict,
+    test_plain_load_then_save_loses_updates,
+    test_update_applies_the_ttl,
+    test_update_creates_changes_and_returns_the_stored_state,
+    test_update_returning_delete_deletes,
+    test_update_succeeds_after_one_conflict_fewer_than_attempts,
+    test_update_with_an_async_function,
+)
+from tests.contract.test_versions import (  # noqa: F401 - collected here, on the typed view
+    test_a_stale_version_cannot_delete,
+    test_a_version_of_a_deleted_session_conflicts,
+    test_first_writer_wins_and_the_second_gets_a_conflict,
+    test_if_version_absent_creates_only,
+    test_if_version_none_means_no_condition,
+    test_load_versioned_of_a_missing_session_is_absent,
+    test_load_versioned_returns_the_state_and_its_version,
+)
+from tests.support.backends import backend_params, open_store
+from tests.typed.conftest import TYPED_BACKENDS
+from tests.unit.test_session_store import (  # noqa: F401 - collected here, on the typed view
     test_500_concurrent_save_load_pairs_each_see_their_own_state,
     test_delete_of_a_missing_session_is_not_an_error,
     test_exists_reflects_save_and_delete,
@@ -40,39 +82,7 @@ from tests.test_contract import (  # noqa: F401 - collected here, on the typed v
     test_unusual_but_valid_ids_round_trip,
     test_valid_ttls_are_applied,
 )
-from tests.test_contract_concurrency import (  # noqa: F401 - collected here, on the typed view
-    test_200_concurrent_updates_lose_nothing,
-    test_a_concurrent_write_of_the_same_state_is_no_conflict,
-    test_a_holder_cannot_release_or_extend_its_expired_lease,
-    test_a_lease_can_be_extended_by_its_holder_only,
-    test_a_lease_expires_by_itself,
-    test_a_lease_is_exclusive,
-    test_a_non_holder_cannot_release,
-    test_a_stale_version_cannot_delete,
-    test_a_version_of_a_deleted_session_conflicts,
-    test_count_iter_ids_and_clear_with_10000_sessions,
-    test_delete_many,
-    test_empty_batches_are_no_ops,
-    test_first_writer_wins_and_the_second_gets_a_conflict,
-    test_if_version_absent_creates_only,
-    test_if_version_none_means_no_condition,
-    test_iter_ids_filters_with_a_glob_pattern,
-    test_load_versioned_of_a_missing_session_is_absent,
-    test_load_versioned_returns_the_state_and_its_version,
-    test_load_with_refresh_ttl_renews,
-    test_plain_load_then_save_loses_updates,
-    test_save_many_then_load_many,
-    test_tasks_under_the_lease_never_interleave,
-    test_touch_renews_and_reports_existence,
-    test_ttl_reports_whole_seconds_left,
-    test_update_applies_the_ttl,
-    test_update_creates_changes_and_returns_the_stored_state,
-    test_update_returning_delete_deletes,
-    test_update_succeeds_after_one_conflict_fewer_than_attempts,
-    test_update_with_an_async_function,
-)
-from tests.typed.conftest import TYPED_BACKENDS
-from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, RedisSessionStore
+from valerie.infrastructure import EncodedSessionStore
 from valerie.infrastructure.session_store.typed import TypedVersionedState
 
 State = dict[str, Any]
@@ -143,16 +153,11 @@ class ThroughTheTypedView:
         return await self._view.count()
 
 
-@pytest.fixture(params=TYPED_BACKENDS)
+@pytest.fixture(params=backend_params(TYPED_BACKENDS))
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """The memory store, then standalone Redis, each behind the typed view."""
-    if request.param == "memory":
-        async with InMemorySessionStore() as memory:
-            yield ThroughTheTypedView(memory)
-    else:
-        url = request.getfixturevalue("redis_server").url
-        async with RedisSessionStore(url, prefix=f"typed:{uuid.uuid4().hex}:") as redis:
-            yield ThroughTheTypedView(redis)
+    async with open_store(request, request.param) as base:
+        yield ThroughTheTypedView(base)
 
 
 async def test_the_adapter_goes_through_the_typed_view(store: Any) -> None:

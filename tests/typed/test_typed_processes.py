@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 from tests.typed import workers
 from tests.typed.workers import TurnsV1, TurnsV2, view_v1, view_v2
 from valerie.infrastructure import EncodedSessionStore, RedisSessionStore

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from tests.conftest import examples
-from tests.test_properties import store_settings  # fresh ids per example
+from tests.contract.test_properties import store_settings  # fresh ids per example
+from tests.support.properties import examples
 from tests.typed.models import (
     AssistantMessage,
     Booking,

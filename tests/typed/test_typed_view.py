@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from tests.conftest import python_env
+from tests.support.children import python_env
 from tests.typed.models import ChatState, Counter, CounterDict, Intent, UserMessage, a_chat
 from valerie.infrastructure import (
     ABSENT,
