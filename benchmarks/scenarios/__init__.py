@@ -8,9 +8,12 @@ from benchmarks.harness import Scenario
 from benchmarks.scenarios import (
     batches,
     cluster,
+    encryption,
+    erasure,
     memory,
     observers,
     scaling,
+    telemetry,
     throughput,
     typed,
     update,
@@ -21,11 +24,14 @@ SCENARIOS: dict[str, Scenario] = {
     for scenario in (
         throughput.SCENARIO,
         update.SCENARIO,
+        encryption.SCENARIO,
+        erasure.SCENARIO,
         batches.SCENARIO,
         cluster.SCENARIO,
         scaling.SCENARIO,
         memory.SCENARIO,
         observers.SCENARIO,
         typed.SCENARIO,
+        telemetry.SCENARIO,
     )
 }

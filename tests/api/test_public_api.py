@@ -42,6 +42,9 @@ from valerie.infrastructure.session_store import (
     DELETE,
     Backend,
     Capability,
+    DecryptionError,
+    SessionExistsError,
+    StateTooLargeError,
     UnsupportedCapabilityError,
     UpdaterReturnedNoneError,
 )
@@ -82,7 +85,13 @@ async def test_a_user_backend_subclassing_session_store_works() -> None:
             self.data: dict[str, dict[str, Any]] = {}
 
         async def save(
-            self, session_id: str, state: Any, ttl: Any = None, *, if_version: Any = None
+            self,
+            session_id: str,
+            state: Any,
+            ttl: Any = None,
+            *,
+            if_version: Any = None,
+            owner: Any = None,
         ) -> None:
             self.data[session_id] = dict(state)
 
@@ -280,6 +289,9 @@ ERRORS: list[tuple[type[Exception], tuple[type[Exception], ...]]] = [
     (StateValidationError, (CorruptedSessionError, ValueError)),
     (NewerSchemaVersionError, (ValueError,)),
     (MigrationError, (ValueError,)),
+    (DecryptionError, (CorruptedSessionError, ValueError)),
+    (StateTooLargeError, (SerializationError, InvalidArgumentError, TypeError, ValueError)),
+    (SessionExistsError, (FileExistsError,)),
 ]
 
 

@@ -13,12 +13,14 @@ from .backends.redis import RedisBackend, RedisSessionStore
 from .codec import MAX_DEPTH, Codec, SessionState, StateCodec
 from .config import SessionStoreSettings, get_default_ttl, get_session_store
 from .contract import DELETE, SessionStore, Updater
+from .encryption import Encryption, EncryptionKey, Keyring
 from .errors import (
     AccessDeniedError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptedSessionError,
+    DecryptionError,
     InvalidArgumentError,
     InvalidSessionIdError,
     InvalidTTLError,
@@ -28,8 +30,10 @@ from .errors import (
     NewerSchemaVersionError,
     ReplicationError,
     SerializationError,
+    SessionExistsError,
     SessionLockedError,
     SessionStoreError,
+    StateTooLargeError,
     StateValidationError,
     UnsupportedCapabilityError,
     UpdaterReturnedNoneError,
@@ -37,6 +41,7 @@ from .errors import (
 )
 from .instrumentation import ConnectionWaitEvent, Observer, OperationEvent, Outcome
 from .lease import Lease
+from .protection import RotationReport
 from .registry import registered_backends
 from .store import EncodedSessionStore
 from .transforms import Compression, Transform
@@ -58,11 +63,15 @@ __all__ = [
     "ConfigurationError",
     "ConnectionWaitEvent",
     "CorruptedSessionError",
+    "DecryptionError",
     "EncodedSessionStore",
+    "Encryption",
+    "EncryptionKey",
     "InMemorySessionStore",
     "InvalidArgumentError",
     "InvalidSessionIdError",
     "InvalidTTLError",
+    "Keyring",
     "Lease",
     "LockNotOwnedError",
     "MemoryBackend",
@@ -75,13 +84,16 @@ __all__ = [
     "RedisBackend",
     "RedisSessionStore",
     "ReplicationError",
+    "RotationReport",
     "SerializationError",
+    "SessionExistsError",
     "SessionLockedError",
     "SessionState",
     "SessionStore",
     "SessionStoreError",
     "SessionStoreSettings",
     "StateCodec",
+    "StateTooLargeError",
     "StateValidationError",
     "Transform",
     "UnsupportedCapabilityError",

@@ -179,3 +179,39 @@ class MigrationError(SessionStoreError, ValueError):
         super().__init__(message)
         self.session_id = session_id
         self.from_version = from_version
+
+
+class DecryptionError(CorruptedSessionError):
+    """A stored value could not be decrypted; it is left in place and never returned.
+
+    Attributes:
+        reason: `"plaintext"` (not encrypted, outside migration mode), `"unknown-key"` (sealed
+            with a key the keyring lacks), `"tampered"` (failed authentication: altered, copied
+            from another session id or store, or another key under the same id) or
+            `"malformed"` (an envelope that cannot be read).
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class StateTooLargeError(SerializationError):
+    """A state's encoded size is over the store's `max_state_bytes`; nothing was written.
+
+    Attributes:
+        size: The encoded state's size in bytes.
+        limit: The store's `max_state_bytes`.
+        largest: The largest parts as (path, bytes), largest first, e.g.
+            `[("state['history']", 1_800_000), ...]`.
+    """
+
+    def __init__(self, message: str, size: int, limit: int, largest: list[tuple[str, int]]) -> None:
+        super().__init__(message, largest[0][0] if largest else "state")
+        self.size = size
+        self.limit = limit
+        self.largest = largest
+
+
+class SessionExistsError(SessionStoreError, FileExistsError):
+    """`rotate_id` was asked to move a session onto an id that holds one; nothing changed."""
