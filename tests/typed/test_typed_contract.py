@@ -13,7 +13,6 @@ Redis the update cache holds its write, and the first conflict after it counts a
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
 
@@ -60,7 +59,7 @@ from tests.contract.test_versions import (  # noqa: F401 - collected here, on th
     test_load_versioned_of_a_missing_session_is_absent,
     test_load_versioned_returns_the_state_and_its_version,
 )
-from tests.support.backends import backend_params
+from tests.support.backends import backend_params, open_store
 from tests.typed.conftest import TYPED_BACKENDS
 from tests.unit.test_session_store import (  # noqa: F401 - collected here, on the typed view
     test_500_concurrent_save_load_pairs_each_see_their_own_state,
@@ -83,7 +82,7 @@ from tests.unit.test_session_store import (  # noqa: F401 - collected here, on t
     test_unusual_but_valid_ids_round_trip,
     test_valid_ttls_are_applied,
 )
-from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, RedisSessionStore
+from valerie.infrastructure import EncodedSessionStore
 from valerie.infrastructure.session_store.typed import TypedVersionedState
 
 State = dict[str, Any]
@@ -157,13 +156,8 @@ class ThroughTheTypedView:
 @pytest.fixture(params=backend_params(TYPED_BACKENDS))
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     """The memory store, then standalone Redis, each behind the typed view."""
-    if request.param == "memory":
-        async with InMemorySessionStore() as memory:
-            yield ThroughTheTypedView(memory)
-    else:
-        url = request.getfixturevalue("redis_server").url
-        async with RedisSessionStore(url, prefix=f"typed:{uuid.uuid4().hex}:") as redis:
-            yield ThroughTheTypedView(redis)
+    async with open_store(request, request.param) as base:
+        yield ThroughTheTypedView(base)
 
 
 async def test_the_adapter_goes_through_the_typed_view(store: Any) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from tests.examples.test_example import run_example
+from tests.support.paths import REPO
 from tests.support.redis_server import RedisServer
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "typed_sessions.py"
+EXAMPLE = REPO / "examples" / "typed_sessions.py"
 
 
 def check(output: str) -> None:
