@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import backend_url
+from tests.support.backends import backend_params, backend_url
+from tests.support.redis_server import RedisServer
 from valerie.infrastructure import (
     EncodedSessionStore,
     MemoryBackend,
@@ -70,7 +71,7 @@ class Backend:
         return store
 
 
-@pytest.fixture(params=PROTECTED_BACKENDS)
+@pytest.fixture(params=backend_params(PROTECTED_BACKENDS))
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
     """Each backend in turn."""
     url = None if request.param == "memory" else backend_url(request, request.param)
@@ -82,9 +83,9 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
 
 
 @pytest.fixture
-async def redis_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+async def redis_backend(redis_server: RedisServer) -> AsyncIterator[Backend]:
     """One Redis server."""
-    opened = Backend("redis", backend_url(request, "redis"))
+    opened = Backend("redis", redis_server.url)
     yield opened
     for store in opened.opened:
         await store.clear()

@@ -10,7 +10,7 @@ import pytest
 
 from tests.protection import workers
 from tests.protection.conftest import KEY_A, KEY_B, encryption
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 from valerie.infrastructure import RedisSessionStore
 
 pytestmark = pytest.mark.slow

@@ -1,8 +1,9 @@
 """How the store's commands reach Redis: pools, sends, replies, retries, WAIT and routing.
 
 The only module that touches redis-py's internals (connections, pools, cluster nodes, slot
-maps); each internal it uses is pinned by tests/test_redis_internals.py, so a redis-py upgrade
-that changes one fails there by name. What it adds to redis-py's own `execute_command`:
+maps); each internal it uses is pinned by tests/backends/redis/test_redis_internals.py, so a
+redis-py upgrade that changes one fails there by name. What it adds to redis-py's own
+`execute_command`:
 
 - Writes that must not run twice (compare-and-set, lease release and extend) and writes of
   more than `LARGE_WRITE` bytes are sent once, never retried.
@@ -29,6 +30,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...backend import ConnectionWaitHook
+from ...errors import SessionStoreError
+from .coalescing import Coalescer
 from .failures import Place, access_denial, connections_busy, not_replicated, raise_translated
 from .topology import RedisClient, build_client, sentinel_clients
 from .urls import RedisTarget
@@ -38,6 +41,10 @@ T = TypeVar("T")
 LARGE_WRITE = 1 << 20
 """A write carrying more bytes than this (one state, or a batch's states together) is sent
 once: re-sending it after a timeout would not help a server too slow to take it."""
+PIPELINE_CONNECTIONS = 8
+"""Connections automatic pipelining uses per server at most (fewer if max_connections is)."""
+PIPELINE_COMMANDS = 512
+"""Commands one pipelined write carries at most."""
 _REDIRECTS = 5  # MOVED replies followed by a write sent once on a cluster
 _SLICE = 1 << 20
 """Bytes of a large value handed to the socket at a time: each slice gets the socket timeout to
@@ -54,6 +61,9 @@ class RedisTransport:
         max_connections: Connections the store opens at most, per event loop.
         min_replicas: Replicas each write must reach (WAIT), 0 for none.
         replica_timeout: Seconds WAIT waits.
+        pipelining: Send the commands of concurrent calls together (`coalescing.py`), on at
+            most `PIPELINE_CONNECTIONS` connections; one server only (not a Cluster), and
+            neither writes followed by WAIT nor large writes, which keep a connection each.
 
     Attributes:
         wait_hook: Told how long each wait for a free connection took, when set.
@@ -65,6 +75,7 @@ class RedisTransport:
         "_target",
         "max_connections",
         "min_replicas",
+        "pipelining",
         "place",
         "replica_timeout",
         "wait_hook",
@@ -79,8 +90,10 @@ class RedisTransport:
         max_connections: int,
         min_replicas: int,
         replica_timeout: float,
+        pipelining: bool = True,
     ) -> None:
         self._target = target
+        self.pipelining = pipelining
         self._injected = client
         self.place = place
         self.max_connections = max_connections
@@ -143,8 +156,12 @@ class RedisTransport:
         cluster = connections.cluster
         once = not retry or bool(large) or (wait is not None and cluster)
         name = str(commands[0][0])
+        acknowledged: int | Exception | None = None
         try:
-            if cluster:
+            coalescer = connections.coalescer
+            if coalescer is not None and wait is None and not large:
+                replies = await coalescer.run(commands, once=once, size=size)
+            elif cluster:
                 replies, acknowledged = await self._run_on_cluster(
                     cast("RedisCluster", connections.client), commands, wait, once
                 )
@@ -152,6 +169,8 @@ class RedisTransport:
                 replies, acknowledged = await self._run_on_pool(
                     cast("Redis", connections.client), commands, wait, once
                 )
+        except SessionStoreError:
+            raise
         except Exception as error:
             raise_translated(error, name, self.place, once=once, large=large)
         finally:
@@ -230,7 +249,35 @@ class RedisTransport:
                     max_connections=self.max_connections,
                 )
             connections = self._connections = _Connections(client, loop, self.max_connections)
+            if self.pipelining and not connections.cluster:
+                connections.coalescer = self._coalescer(connections)
         return connections
+
+    def _coalescer(self, connections: _Connections) -> Coalescer:
+        """Automatic pipelining on this loop's client (one server: standalone or Sentinel)."""
+        client = cast("Redis", connections.client)
+
+        async def send(commands: list[tuple[Any, ...]], once: bool) -> list[Any]:
+            # Counted as a call: close() must not close the client under a batch whose
+            # callers were cancelled.
+            connections.calls += 1
+            try:
+                replies, _ = await self._run_on_pool(client, commands, None, once)
+                return replies
+            finally:
+                if connections.uncount():
+                    await close_client(client)
+
+        return Coalescer(
+            send,
+            connections=min(PIPELINE_CONNECTIONS, self.max_connections),
+            max_commands=PIPELINE_COMMANDS,
+            max_bytes=LARGE_WRITE,
+            wait=self.place.timeout,
+            busy=lambda: connections_busy(
+                self.place, min(PIPELINE_CONNECTIONS, self.max_connections)
+            ),
+        )
 
     async def _enter(self, connections: _Connections | None = None) -> _Connections:
         """Count a call on this loop's client (or `connections`), and take a connection slot.
@@ -392,7 +439,7 @@ class _Connections:
     `close()` retires it: it is closed at once if no call is running, else by the last one.
     """
 
-    __slots__ = ("budget", "calls", "client", "cluster", "loop", "retired")
+    __slots__ = ("budget", "calls", "client", "cluster", "coalescer", "loop", "retired")
 
     def __init__(
         self, client: RedisClient, loop: asyncio.AbstractEventLoop, max_connections: int
@@ -403,6 +450,7 @@ class _Connections:
         self.budget = asyncio.Semaphore(max_connections)
         self.calls = 0
         self.retired = False
+        self.coalescer: Coalescer | None = None
 
     def uncount(self) -> bool:
         """Count a call out; return whether the client must now be closed."""
