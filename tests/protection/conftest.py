@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.support.backends import backend_params, backend_url
+from tests.support.redis_server import RedisServer
 from valerie.infrastructure import (
     EncodedSessionStore,
     MemoryBackend,
@@ -82,9 +83,9 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
 
 
 @pytest.fixture
-async def redis_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
+async def redis_backend(redis_server: RedisServer) -> AsyncIterator[Backend]:
     """One Redis server."""
-    opened = Backend("redis", backend_url(request, "redis"))
+    opened = Backend("redis", redis_server.url)
     yield opened
     for store in opened.opened:
         await store.clear()

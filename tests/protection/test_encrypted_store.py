@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as redis_py
 
 from tests.protection.conftest import KEY_A, KEY_B, Backend, encryption
-from tests.support.backends import backend_url, skip_unless_every_deployment
+from tests.support.backends import backend_params, backend_url, skip_unless_every_deployment
 from valerie.infrastructure import ABSENT, CorruptedSessionError, RedisSessionStore, SessionState
 from valerie.infrastructure.session_store.errors import DecryptionError
 
@@ -186,8 +186,7 @@ async def test_every_capability_keeps_working_over_ciphertext(backend: Backend) 
     assert await store.clear() == 2
 
 
-@pytest.mark.redis
-@pytest.mark.parametrize("deployment", ["redis-tls", "redis-sentinel"])
+@pytest.mark.parametrize("deployment", backend_params(("redis-tls", "redis-sentinel")))
 async def test_encryption_works_the_same_over_tls_and_sentinel(
     request: pytest.FixtureRequest, deployment: str
 ) -> None:
