@@ -50,4 +50,4 @@ mutation: $(BIN)/.installed-mutation  ## Mutation testing of the modules that ho
 	  $(BIN)/python mutation/summary.py --seconds $$(( $$(date +%s) - start )) | tee mutation/results-$$(date -u +%F).txt
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache mutants mutants.log
+	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .ruff_cache .pytest_cache .coverage mutants mutants.log

@@ -2,7 +2,8 @@
 
 - valerie's `InMemorySessionStore` and `RedisSessionStore`, as an application would: `save` and
   `load` with the store's own codec (orjson when the `fast` extra is installed), every state
-  validated and every load a fresh copy.
+  validated and every load a fresh copy; and the Redis store with `pipelining=False`, the
+  store as it was before automatic pipelining (issue 13's "today's store").
 - A raw `redis.asyncio` client with its default pool: `SET key json.dumps(state) EX ttl` and
   `json.loads(GET key)`, the baseline of the Redis-backed contestants; and the same client with
   orjson, a reference that shows what a bare client gets from the encoder of valerie's `fast`
@@ -21,9 +22,9 @@ Litestar's `RedisStore` and aiocache's `RedisCache` all use) holds at most 100 c
 beyond, raises `MaxConnectionsError` ("Too many connections") instead of waiting, so with 256
 tasks every call past the 100th in flight would fail. Those peers get the same pool with
 `max_connections=256` (`PEER_POOL_SIZE`), which behaves exactly as the default below 100
-connections in use. valerie's store runs with its defaults (64 connections; a call waits for a
-free one). A peer whose package is not installed is skipped, and the run says so;
-`make .venv-bench/.installed` installs them all.
+connections in use. valerie's store runs with its defaults (64 calls at once, pipelined on at
+most 8 connections; a call waits for a free slot). A peer whose package is not installed is
+skipped, and the run says so; `make .venv-bench/.installed` installs them all.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from valerie.infrastructure.session_store import (
 RAW = "raw redis.asyncio + json"
 RAW_ORJSON = "raw redis.asyncio + orjson"
 VALERIE_REDIS = "valerie RedisSessionStore"
+VALERIE_REDIS_UNPIPELINED = f"{VALERIE_REDIS}, pipelining off"
 LITESTAR_REDIS = "litestar RedisStore"
 AIOCACHE_REDIS = "aiocache RedisCache"
 LITESTAR_MEMORY = "litestar MemoryStore"
@@ -184,6 +186,13 @@ def _valerie_redis(url: str) -> Contestant:
     return ValerieContestant(VALERIE_REDIS, "redis", store)
 
 
+def _valerie_redis_unpipelined(url: str) -> Contestant:
+    store = RedisSessionStore(
+        url, prefix="bench:unpipelined:", default_ttl=TTL_SECONDS, pipelining=False
+    )
+    return ValerieContestant(VALERIE_REDIS_UNPIPELINED, "redis", store)
+
+
 def _valerie_memory(url: str) -> Contestant:
     return ValerieContestant(
         VALERIE_MEMORY, "memory", InMemorySessionStore(default_ttl=TTL_SECONDS)
@@ -258,6 +267,7 @@ SPECS = (
     Spec(RAW, "redis", _raw),
     Spec(RAW_ORJSON, "redis", _raw_orjson),
     Spec(VALERIE_REDIS, "redis", _valerie_redis),
+    Spec(VALERIE_REDIS_UNPIPELINED, "redis", _valerie_redis_unpipelined),
     Spec(LITESTAR_REDIS, "redis", _litestar_redis, ("litestar", "msgspec")),
     Spec(AIOCACHE_REDIS, "redis", _aiocache_redis, ("aiocache",)),
     Spec(LITESTAR_MEMORY, "memory", _litestar_memory, ("litestar", "msgspec")),

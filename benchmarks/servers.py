@@ -17,8 +17,8 @@ from typing import Self
 
 from redis.asyncio import Redis
 
-from tests.redis_deployments import ClusterDeployment
-from tests.redis_server import INSTALL_HINT, RedisServer, RedisServerMissing
+from tests.support.cluster import ClusterDeployment
+from tests.support.redis_server import INSTALL_HINT, RedisServer, RedisServerMissing
 
 __all__ = [
     "INSTALL_HINT",

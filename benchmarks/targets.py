@@ -23,6 +23,7 @@ from benchmarks.contestants import (
     RAW,
     VALERIE_MEMORY,
     VALERIE_REDIS,
+    VALERIE_REDIS_UNPIPELINED,
 )
 from benchmarks.harness import Cell, Section, paired_ratios, task_count
 from benchmarks.scenarios import (
@@ -192,8 +193,8 @@ THROUGHPUT = throughput.NAME
 REDIS_VS_RAW = "Redis store / raw redis.asyncio + json"
 REDIS_VS_LITESTAR = "Redis store / Litestar RedisStore (msgspec)"
 MEMORY_VS_LITESTAR = "Memory store / Litestar MemoryStore (msgspec)"
-PIPELINING_OFF = f"{VALERIE_REDIS}, pipelining off"
-"""Today's store in issue 13's terms: the contestant arrives with issue 13's switch."""
+PIPELINING_OFF = VALERIE_REDIS_UNPIPELINED
+"""Today's store in issue 13's terms: the Redis store with `pipelining=False`."""
 
 SEED = [
     *_ratio_targets(

@@ -1,47 +1,49 @@
-"""Fixtures: a private redis-server for the session, and one store per backend for each test."""
+"""Fixtures: private Redis deployments for the session, and one store per backend for each test.
+
+Every test that needs `redis-server` carries the `redis` marker (set here from the fixtures it
+uses, or by its module), so `pytest -m "not redis"` runs without one; a run that selects such a
+test stops at once, saying how to install it, when `redis-server` is missing: never a skip.
+"""
 
 from __future__ import annotations
 
-import os
-import sys
+import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 
 import pytest
-from hypothesis import Phase, settings
 
-from tests.redis_deployments import ClusterDeployment, SentinelDeployment, TlsRedisServer
-from tests.redis_server import RedisServer, RedisServerMissing
-from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, RedisSessionStore
-
-# `make mutation` runs each test once per mutant: the same examples every time, a fifth as
-# many, none saved, and no shrinking (a mutant is killed by the first failing example).
-settings.register_profile(
-    "mutation",
-    max_examples=20,
-    database=None,
-    derandomize=True,
-    phases=[Phase.explicit, Phase.generate],
+import tests.support.properties  # noqa: F401  (registers the `mutation` Hypothesis profile)
+from tests.support.backends import BACKENDS as BACKENDS
+from tests.support.backends import backend_params, open_store, skip_unless_every_deployment
+from tests.support.backends import backend_url as backend_url
+from tests.support.children import python_env as python_env
+from tests.support.cluster import ClusterDeployment
+from tests.support.properties import examples as examples
+from tests.support.redis_server import (
+    INSTALL_HINT,
+    RedisServer,
+    RedisServerMissing,
+    refuse_new_servers,
 )
+from tests.support.sentinel import SentinelDeployment
+from tests.support.tls import TlsRedisServer
+from valerie.infrastructure import EncodedSessionStore, RedisSessionStore
 
+# Transitional: `X as X` above re-exports BACKENDS, backend_url, python_env and examples for the
+# branches written before `tests.support`, which import them from here (import from there).
 
-def python_env() -> dict[str, str]:
-    """The environment for a child `python -c` that imports what this process imports (under
-    `make mutation`, the mutated copy of the package, with the mutant under test)."""
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
-
-
-def examples(count: int) -> int:
-    """`count` examples for a property test under the default profile (100 examples), scaled
-    like the profile in use (a fifth under `mutation`)."""
-    profile = settings.default
-    assert profile is not None
-    return max(1, count * profile.max_examples // 100)
-
-
-# Every contract test runs on each: the memory store, and the Redis store on one server, over
-# TLS, through Sentinel and on a Cluster.
-BACKENDS = ("memory", "redis", "redis-tls", "redis-sentinel", "redis-cluster")
+# The fixtures that start a redis-server: a test using any of them gets the `redis` marker.
+REDIS_FIXTURES = frozenset(
+    {
+        "redis_server",
+        "redis_store",
+        "tls_server",
+        "sentinel_deployment",
+        "cluster_deployment",
+        "proxied_cluster_deployment",
+    }
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -52,10 +54,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def skip_unless_every_deployment(request: pytest.FixtureRequest) -> None:
-    """Skip the test asking for a TLS, Sentinel or Cluster deployment under --standalone-only."""
-    if request.config.getoption("--standalone-only"):
-        pytest.skip("needs a TLS, Sentinel or Cluster deployment (--standalone-only)")
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `redis` every test that uses a fixture starting a redis-server."""
+    for item in items:
+        if REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.redis)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """While a test without the `redis` marker runs, refuse to start a redis-server: such a
+    test fails, saying to add the marker, instead of failing only where there is no Redis."""
+    if item.get_closest_marker("redis") is None:
+        refuse_new_servers(
+            f"{item.nodeid} starts a redis-server but has no `redis` marker; add "
+            "@pytest.mark.redis (or use a fixture of REDIS_FIXTURES in tests/conftest.py), "
+            "so that `pytest -m 'not redis'` leaves it out"
+        )
+    try:
+        return (yield)
+    finally:
+        refuse_new_servers(None)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Stop the run at once, saying how to install it, if a selected test needs `redis-server`
+    and it is not on PATH (the Redis fixtures would fail each such test anyway)."""
+    if shutil.which("redis-server") is None and any(
+        item.get_closest_marker("redis") for item in session.items
+    ):
+        raise pytest.UsageError(
+            f"{INSTALL_HINT} To run only the tests that need no Redis: pytest -m 'not redis'."
+        )
 
 
 @pytest.fixture(scope="session")
@@ -106,19 +137,6 @@ def proxied_cluster_deployment(request: pytest.FixtureRequest) -> Iterator[Clust
         yield deployment
 
 
-def backend_url(request: pytest.FixtureRequest, backend: str) -> str:
-    """The URL of the Redis deployment behind a backend name."""
-    if backend == "redis-tls":
-        tls: TlsRedisServer = request.getfixturevalue("tls_server")
-        return tls.verified_url(client_cert=True)
-    if backend == "redis-sentinel":
-        return str(request.getfixturevalue("sentinel_deployment").url)
-    if backend == "redis-cluster":
-        return str(request.getfixturevalue("cluster_deployment").url)
-    server: RedisServer = request.getfixturevalue("redis_server")
-    return server.url
-
-
 @pytest.fixture
 async def redis_store(redis_server: RedisServer) -> AsyncIterator[RedisSessionStore]:
     """A Redis store with a prefix of its own, so tests never see each other's keys."""
@@ -126,14 +144,8 @@ async def redis_store(redis_server: RedisServer) -> AsyncIterator[RedisSessionSt
         yield store
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=backend_params())
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[EncodedSessionStore]:
     """Each backend in turn: the contract suite runs once per backend."""
-    if request.param == "memory":
-        async with InMemorySessionStore() as memory_store:
-            yield memory_store
-    else:
-        prefix = f"test:{uuid.uuid4().hex}:"
-        url = backend_url(request, request.param)
-        async with RedisSessionStore(url, prefix=prefix) as redis_store:
-            yield redis_store
+    async with open_store(request, request.param) as backend_store:
+        yield backend_store

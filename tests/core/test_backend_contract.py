@@ -11,7 +11,7 @@ from typing import Any, get_type_hints
 
 import pytest
 
-from tests.conftest import python_env
+from tests.support.children import python_env
 from valerie.infrastructure import (
     Capability,
     EncodedSessionStore,

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from tests.core.conftest import MakeStore
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 from valerie.infrastructure import (
     DELETE,
+    BackendUnavailableError,
     ConnectionWaitEvent,
     InvalidSessionIdError,
     LockNotOwnedError,
@@ -206,42 +207,49 @@ async def test_without_observers_the_backend_has_no_wait_hook(make_store: MakeSt
     assert make_store(observers=[Recorder()]).backend.connection_wait_hook is not None
 
 
-BUSY_SCRIPT = """
-local start = redis.call('TIME')
-while true do
-    local now = redis.call('TIME')
-    if (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 300000 then return 1 end
-end
-"""
+class Waits(Observer):
+    """Keeps every connection wait event."""
+
+    def __init__(self) -> None:
+        self.events: list[ConnectionWaitEvent] = []
+
+    def on_connection_wait(self, event: ConnectionWaitEvent) -> None:
+        self.events.append(event)
 
 
 async def test_redis_reports_waits_for_a_pooled_connection(redis_server: RedisServer) -> None:
     """With every connection busy, a call's wait for one is reported, with how long it took."""
-    from redis.asyncio import Redis
-
-    class Waits(Observer):
-        def __init__(self) -> None:
-            self.events: list[ConnectionWaitEvent] = []
-
-        def on_connection_wait(self, event: ConnectionWaitEvent) -> None:
-            self.events.append(event)
 
     waits = Waits()
-    other = Redis.from_url(redis_server.url)
     async with RedisSessionStore(
-        redis_server.url, prefix="waits:", max_connections=1, timeout=2, observers=[waits]
+        redis_server.url, prefix="waits:", max_connections=1, timeout=5, observers=[waits]
     ) as store:
         await store.save("s", {"n": 1})
         assert waits.events == []  # a free connection is no wait
-        busy = asyncio.ensure_future(other.eval(BUSY_SCRIPT, 0))
-        await asyncio.sleep(0.05)
-        first = asyncio.create_task(store.load("s"))  # takes the only connection, waits on Redis
-        await asyncio.sleep(0.01)
-        assert await store.load("s") == {"n": 1}  # waits for the connection
-        await first
-        await busy
-    await other.aclose()
+        budget = store.backend._slots
+        await budget.acquire()  # another call holds the only connection
+        waiter = asyncio.create_task(store.load("s"))
+        await asyncio.sleep(0.2)
+        assert waits.events == []  # reported when the wait ends
+        budget.release()
+        assert await waiter == {"n": 1}
     assert len(waits.events) == 1
     event = waits.events[0]
     assert (event.backend, event.timed_out) == ("redis", False)
-    assert 0.1 < event.duration < 2
+    assert 0.15 < event.duration < 5
+
+
+async def test_redis_reports_a_wait_that_gave_up(redis_server: RedisServer) -> None:
+    """A call that waited `timeout` for a connection and gave up is reported as timed out."""
+
+    waits = Waits()
+    async with RedisSessionStore(
+        redis_server.url, prefix="waits:", max_connections=1, timeout=0.2, observers=[waits]
+    ) as store:
+        await store.ping()
+        budget = store.backend._slots
+        await budget.acquire()
+        with pytest.raises(BackendUnavailableError, match="stayed busy"):
+            await store.load("s")
+        budget.release()
+    assert [(event.timed_out, event.duration >= 0.2) for event in waits.events] == [(True, True)]

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BACKENDS, python_env
+from tests.support.backends import BACKENDS
+from tests.support.children import python_env
 from valerie.infrastructure import (
     ConfigurationError,
     InMemorySessionStore,

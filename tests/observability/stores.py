@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.observability.readings import Telemetry
-from tests.redis_server import RedisServer, RedisServerMissing
+from tests.support.redis_server import RedisServer, RedisServerMissing
 from valerie.infrastructure import (
     ABSENT,
     BackendUnavailableError,

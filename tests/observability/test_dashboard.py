@@ -22,7 +22,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.observability.stores import every_signal, private_server
-from tests.redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 from valerie.infrastructure import RedisSessionStore
 from valerie.infrastructure.session_store.telemetry import RedisInfoSampler, names
 from valerie.infrastructure.session_store.telemetry.otel import OpenTelemetryObserver
@@ -55,6 +55,7 @@ def queried_metrics(expr: str) -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.redis
 async def test_every_panel_queries_an_emitted_metric_and_every_instrument_has_a_panel(
     server: RedisServer,
 ) -> None:

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.redis_server import RedisServer, free_port
+from tests.support.redis_server import RedisServer, free_port
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "metrics_prometheus.py"
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.observability.readings import Telemetry
-from tests.redis_deployments import create_acl_user
-from tests.redis_server import RedisServer, RedisServerMissing
+from tests.support.acl import create_acl_user
+from tests.support.redis_server import RedisServer, RedisServerMissing
 from valerie.infrastructure import InvalidArgumentError, RedisSessionStore
 from valerie.infrastructure.session_store.telemetry import RedisInfoSampler, names
 from valerie.infrastructure.session_store.telemetry.redis_info import (
@@ -33,6 +33,7 @@ def evicting_server() -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.mark.redis
 async def test_a_server_that_evicts_sessions_shows_evictions_through_the_sampler(
     evicting_server: RedisServer, telemetry: Telemetry
 ) -> None:

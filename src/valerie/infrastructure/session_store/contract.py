@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from .backend import Capability
 from .codec import SessionState
 from .errors import UnsupportedCapabilityError
-from .validation import TTL
+from .validation import TTL, check_ids, check_states
 
 if TYPE_CHECKING:
     from .lease import Lease
@@ -217,7 +217,7 @@ class SessionStore(ABC):
             InvalidArgumentError: `session_ids` is a single `str` or not an iterable.
             InvalidSessionIdError: An id is not valid; nothing was read.
         """
-        return {session_id: await self.load(session_id) for session_id in session_ids}
+        return {session_id: await self.load(session_id) for session_id in check_ids(session_ids)}
 
     async def save_many(
         self, states: Mapping[str, Mapping[str, Any]], ttl: TTL | None = None
@@ -235,7 +235,7 @@ class SessionStore(ABC):
             InvalidSessionIdError, InvalidTTLError, SerializationError: An id, the TTL or a
                 state is not valid; nothing was written.
         """
-        for session_id, state in states.items():
+        for session_id, state in check_states(states).items():
             await self.save(session_id, state, ttl)
 
     async def delete_many(self, session_ids: Iterable[str]) -> None:
@@ -245,7 +245,7 @@ class SessionStore(ABC):
             InvalidArgumentError: `session_ids` is a single `str` or not an iterable.
             InvalidSessionIdError: An id is not valid; nothing was deleted.
         """
-        for session_id in session_ids:
+        for session_id in check_ids(session_ids):
             await self.delete(session_id)
 
     def iter_ids(self, match: str | None = None) -> AsyncIterator[str]:

@@ -26,7 +26,8 @@ class RedisSessionStore(EncodedSessionStore):
     connection pool per store, opened on first use and closed by `close()`; after a close, the
     next call opens a new one. Every call is bounded in time; see `RedisBackend` for the
     connection arguments (`redis_url`, `prefix`, `timeout`, `retries`, `max_connections`,
-    `client`, `update_cache_size`, `min_replicas`, `replica_timeout`) and what they promise.
+    `client`, `update_cache_size`, `min_replicas`, `replica_timeout`, `pipelining`) and what
+    they promise.
 
     Args:
         redis_url: Where Redis is; see `RedisBackend`.
@@ -56,6 +57,7 @@ class RedisSessionStore(EncodedSessionStore):
         update_cache_size: int = 1024,
         min_replicas: int = 0,
         replica_timeout: float | None = None,
+        pipelining: bool = True,
         codec: Codec | None = None,
         transforms: Sequence[Transform] = (),
         observers: Sequence[Observer] = (),
@@ -70,6 +72,7 @@ class RedisSessionStore(EncodedSessionStore):
             update_cache_size=update_cache_size,
             min_replicas=min_replicas,
             replica_timeout=replica_timeout,
+            pipelining=pipelining,
         )
         super().__init__(
             self._redis,
@@ -121,6 +124,11 @@ class RedisSessionStore(EncodedSessionStore):
     def replica_timeout(self) -> float:
         """Seconds `min_replicas` waits."""
         return self._redis.replica_timeout
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether concurrent calls share pipelines (automatic pipelining)."""
+        return self._redis.pipelining
 
     @property
     def update_cache_size(self) -> int:

@@ -81,8 +81,12 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
         prefix: Starts every key of this store; stores with different prefixes never meet.
         timeout: Seconds a connection attempt or a command may take.
         retries: Further attempts after a connection error or timeout.
-        max_connections: Connections this store opens at most; a call that finds them all
-            busy waits up to `timeout` for one.
+        max_connections: Calls this store runs at once, and connections it opens at most; a
+            call that finds them all busy waits up to `timeout` for one.
+        pipelining: Send the commands that concurrent calls issue in one step of the event
+            loop together, as one pipeline, on at most 8 connections per server (standalone
+            and Sentinel; a Cluster routes as before). Each call still gets its own reply or
+            error, and what is sent once stays sent once. False: one connection per call.
 
     Raises:
         MissingDependencyError: redis-py is not installed.
@@ -98,6 +102,7 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
         "_transport",
         "max_connections",
         "min_replicas",
+        "pipelining",
         "prefix",
         "redis_url",
         "replica_timeout",
@@ -118,6 +123,7 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
         update_cache_size: int = 1024,
         min_replicas: int = 0,
         replica_timeout: float | None = None,
+        pipelining: bool = True,
     ) -> None:
         _require_redis()
         from . import topology as redis_topology
@@ -172,6 +178,9 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
             )
         self.min_replicas = min_replicas
         self.replica_timeout = float(replica_timeout)
+        if type(pipelining) is not bool:
+            raise ConfigurationError(f"pipelining must be True or False, got {pipelining!r}")
+        self.pipelining = pipelining
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._injected = client
         self._transport = self._make_transport()
@@ -199,6 +208,7 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
             max_connections=self.max_connections,
             min_replicas=self.min_replicas,
             replica_timeout=self.replica_timeout,
+            pipelining=self.pipelining,
         )
 
     @property

@@ -1,8 +1,9 @@
 """How the store's commands reach Redis: pools, sends, replies, retries, WAIT and routing.
 
 The only module that touches redis-py's internals (connections, pools, cluster nodes, slot
-maps); each internal it uses is pinned by tests/test_redis_internals.py, so a redis-py upgrade
-that changes one fails there by name. What it adds to redis-py's own `execute_command`:
+maps); each internal it uses is pinned by tests/backends/redis/test_redis_internals.py, so a
+redis-py upgrade that changes one fails there by name. What it adds to redis-py's own
+`execute_command`:
 
 - Writes that must not run twice (compare-and-set, lease release and extend) and writes of
   more than `LARGE_WRITE` bytes are sent once, never retried.
@@ -30,7 +31,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ...backend import ConnectionWaitHook, PoolUsage
-from ...errors import BackendError, BackendUnavailableError
+from ...errors import BackendError, BackendUnavailableError, SessionStoreError
+from .coalescing import Coalescer
 from .failures import (
     Place,
     access_denial,
@@ -50,6 +52,10 @@ retries at DEBUG; never a secret, an id or a state."""
 LARGE_WRITE = 1 << 20
 """A write carrying more bytes than this (one state, or a batch's states together) is sent
 once: re-sending it after a timeout would not help a server too slow to take it."""
+PIPELINE_CONNECTIONS = 8
+"""Connections automatic pipelining uses per server at most (fewer if max_connections is)."""
+PIPELINE_COMMANDS = 512
+"""Commands one pipelined write carries at most."""
 _REDIRECTS = 5  # MOVED replies followed by a write sent once on a cluster
 _SLICE = 1 << 20
 """Bytes of a large value handed to the socket at a time: each slice gets the socket timeout to
@@ -66,6 +72,9 @@ class RedisTransport:
         max_connections: Connections the store opens at most, per event loop.
         min_replicas: Replicas each write must reach (WAIT), 0 for none.
         replica_timeout: Seconds WAIT waits.
+        pipelining: Send the commands of concurrent calls together (`coalescing.py`), on at
+            most `PIPELINE_CONNECTIONS` connections; one server only (not a Cluster), and
+            neither writes followed by WAIT nor large writes, which keep a connection each.
 
     Attributes:
         wait_hook: Told how long each wait for a free connection took, when set.
@@ -78,6 +87,7 @@ class RedisTransport:
         "_target",
         "max_connections",
         "min_replicas",
+        "pipelining",
         "place",
         "replica_timeout",
         "wait_hook",
@@ -92,8 +102,10 @@ class RedisTransport:
         max_connections: int,
         min_replicas: int,
         replica_timeout: float,
+        pipelining: bool = True,
     ) -> None:
         self._target = target
+        self.pipelining = pipelining
         self._injected = client
         self.place = place
         self.max_connections = max_connections
@@ -157,8 +169,12 @@ class RedisTransport:
         cluster = connections.cluster
         once = not retry or bool(large) or (wait is not None and cluster)
         name = str(commands[0][0])
+        acknowledged: int | Exception | None = None
         try:
-            if cluster:
+            coalescer = connections.coalescer
+            if coalescer is not None and wait is None and not large:
+                replies = await coalescer.run(commands, once=once, size=size)
+            elif cluster:
                 replies, acknowledged = await self._run_on_cluster(
                     cast("RedisCluster", connections.client), commands, wait, once
                 )
@@ -166,6 +182,9 @@ class RedisTransport:
                 replies, acknowledged = await self._run_on_pool(
                     cast("Redis", connections.client), commands, wait, once
                 )
+        except SessionStoreError as error:  # translated already, by the coalescer
+            self._note(error, name)
+            raise
         except Exception as error:
             self._give_up(error, name, once=once, large=large)
         finally:
@@ -190,12 +209,16 @@ class RedisTransport:
         sampler's INFO is left to the sampler, which says once that INFO is refused.
         """
         translated = translate(error, name, self.place, once=once, large=large)
-        if isinstance(translated, BackendError) and name != "INFO":
-            logger.warning("%s gave up: %s", name, translated)
-            self._failing = self._failing or isinstance(translated, BackendUnavailableError)
+        self._note(translated, name)
         if translated is error:
             raise error
         raise translated from error
+
+    def _note(self, error: Exception, name: str) -> None:
+        """Log a call that gave up on the server at WARNING; see `_give_up`."""
+        if isinstance(error, BackendError) and name != "INFO":
+            logger.warning("%s gave up: %s", name, error)
+            self._failing = self._failing or isinstance(error, BackendUnavailableError)
 
     def usage(self) -> PoolUsage | None:
         """This loop's pool now; see `RedisBackend.pool_usage`. None before the first call."""
@@ -273,7 +296,35 @@ class RedisTransport:
                     max_connections=self.max_connections,
                 )
             connections = self._connections = _Connections(client, loop, self.max_connections)
+            if self.pipelining and not connections.cluster:
+                connections.coalescer = self._coalescer(connections)
         return connections
+
+    def _coalescer(self, connections: _Connections) -> Coalescer:
+        """Automatic pipelining on this loop's client (one server: standalone or Sentinel)."""
+        client = cast("Redis", connections.client)
+
+        async def send(commands: list[tuple[Any, ...]], once: bool) -> list[Any]:
+            # Counted as a call: close() must not close the client under a batch whose
+            # callers were cancelled.
+            connections.calls += 1
+            try:
+                replies, _ = await self._run_on_pool(client, commands, None, once)
+                return replies
+            finally:
+                if connections.uncount():
+                    await close_client(client)
+
+        return Coalescer(
+            send,
+            connections=min(PIPELINE_CONNECTIONS, self.max_connections),
+            max_commands=PIPELINE_COMMANDS,
+            max_bytes=LARGE_WRITE,
+            wait=self.place.timeout,
+            busy=lambda: connections_busy(
+                self.place, min(PIPELINE_CONNECTIONS, self.max_connections)
+            ),
+        )
 
     async def _enter(self, connections: _Connections | None = None) -> _Connections:
         """Count a call on this loop's client (or `connections`), and take a connection slot.
@@ -467,6 +518,7 @@ class _Connections:
         "calls",
         "client",
         "cluster",
+        "coalescer",
         "held",
         "loop",
         "opened",
@@ -483,6 +535,7 @@ class _Connections:
         self.budget = asyncio.Semaphore(max_connections)
         self.calls = 0
         self.retired = False
+        self.coalescer: Coalescer | None = None
         # For the pool's metrics: slots held by calls, the most ever held at once (the pool
         # opens a connection only when none is free, and keeps it), calls waiting.
         self.held = 0

@@ -1,0 +1,177 @@
+"""Automatic pipelining: concurrent calls share a few connections, each keeps its own reply.
+
+Real servers, no mocks: counts come from the server (`INFO stats`, `INFO commandstats`) or from
+the fault proxy that loses a reply after the server ran the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from tests.fault_proxy import FaultProxy, command_named, script
+from tests.redis_deployments import command_calls
+from tests.redis_server import RedisServer
+from valerie.infrastructure import (
+    BackendUnavailableError,
+    ConfigurationError,
+    CorruptedSessionError,
+    RedisSessionStore,
+)
+from valerie.infrastructure.session_store.backends.redis.scripts import SWAP
+
+TIMEOUT = 0.5
+RETRIES = 1
+
+
+@pytest.fixture
+def private_server() -> Iterator[RedisServer]:
+    """A server of this test's own: its connection counts are the store's alone."""
+    with RedisServer() as server:
+        yield server
+
+
+def connections_received(server: RedisServer) -> int:
+    """Connections the server accepted so far, not counting the one asking."""
+    info = server.command("INFO", "stats").decode()
+    (line,) = [row for row in info.splitlines() if row.startswith("total_connections_received:")]
+    return int(line.partition(":")[2]) - 1
+
+
+async def turns(store: RedisSessionStore, tasks: int, rounds: int) -> None:
+    async def worker(n: int) -> None:
+        for _ in range(rounds):
+            state = await store.load(f"s{n}") or {"turn": 0}
+            state["turn"] += 1
+            await store.save(f"s{n}", state)
+
+    await asyncio.gather(*(worker(n) for n in range(tasks)))
+
+
+async def test_256_concurrent_turns_use_at_most_8_connections(
+    private_server: RedisServer,
+) -> None:
+    """With pipelining (the default) 256 tasks share at most 8 sockets; without it, a call
+    takes a connection of its own (the control: this count can exceed 8)."""
+    before = connections_received(private_server) + 1
+    async with RedisSessionStore(private_server.url, prefix="few:") as store:
+        await turns(store, 256, 4)
+        assert await store.load("s255") == {"turn": 4}
+    pipelined = connections_received(private_server) - before
+    before = connections_received(private_server) + 1
+    async with RedisSessionStore(private_server.url, prefix="many:", pipelining=False) as store:
+        await turns(store, 256, 4)
+    unpipelined = connections_received(private_server) - before
+    assert 1 <= pipelined <= 8
+    assert unpipelined > 8
+
+
+async def test_concurrent_calls_are_written_together(private_server: RedisServer) -> None:
+    """200 loads issued in one step reach the server in a few writes, not 200: the server's
+    connection count stays low and every caller gets its own state."""
+    async with RedisSessionStore(private_server.url, prefix="together:") as store:
+        await store.save_many({f"s{n}": {"n": n} for n in range(200)})
+        before = connections_received(private_server) + 1
+        loaded = await asyncio.gather(*(store.load(f"s{n}") for n in range(200)))
+        assert loaded == [{"n": n} for n in range(200)]
+        assert connections_received(private_server) - before <= 1
+
+
+async def test_a_refused_command_fails_only_its_caller(redis_server: RedisServer) -> None:
+    """One key of the wrong type among 99 good ones, loaded in the same step: its caller gets
+    CorruptedSessionError, every other caller its own state."""
+    prefix = f"isolated:{uuid.uuid4().hex[:8]}:"
+    async with RedisSessionStore(redis_server.url, prefix=prefix) as store:
+        await store.save_many({f"s{n}": {"n": n} for n in range(100)})
+        await store.backend._connection().delete(prefix + "s50")
+        await store.backend._connection().hset(prefix + "s50", "field", "value")
+        outcomes = await asyncio.gather(
+            *(store.load(f"s{n}") for n in range(100)), return_exceptions=True
+        )
+        assert isinstance(outcomes[50], CorruptedSessionError)
+        assert [o for n, o in enumerate(outcomes) if n != 50] == [
+            {"n": n} for n in range(100) if n != 50
+        ]
+        await store.clear()
+
+
+async def test_cancelling_waiting_callers_never_mixes_up_the_replies_of_others(
+    redis_server: RedisServer,
+) -> None:
+    """Callers cancelled while queued or while their pipeline is in flight: every other
+    caller, then and later, gets the reply to its own command."""
+    prefix = f"cancel:{uuid.uuid4().hex[:8]}:"
+    async with RedisSessionStore(redis_server.url, prefix=prefix) as store:
+        await store.save_many({f"s{n}": {"n": n} for n in range(300)})
+        for delay in (0, 1, 2, 3):
+            tasks = [asyncio.create_task(store.load(f"s{n}")) for n in range(300)]
+            for _ in range(delay):
+                await asyncio.sleep(0)  # some pipelines are now on their way
+            for task in tasks[::3]:
+                task.cancel()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            for n, outcome in enumerate(outcomes):
+                if n % 3:
+                    assert outcome == {"n": n}
+                else:
+                    assert outcome == {"n": n} or isinstance(outcome, asyncio.CancelledError)
+            assert await asyncio.gather(*(store.load(f"s{n}") for n in range(300))) == [
+                {"n": n} for n in range(300)
+            ]
+        await store.clear()
+
+
+async def test_pipelined_compare_and_sets_whose_reply_is_lost_run_once() -> None:
+    """Twenty updates in one pipeline, the connection dropped after the server ran the first
+    script: none is sent again, so the server ran at most twenty scripts; plain loads in the
+    same situation are retried (the control)."""
+    with RedisServer() as server, FaultProxy(server.port) as proxy:
+        store = RedisSessionStore(proxy.url, prefix="once:", timeout=TIMEOUT, retries=RETRIES)
+        async with store:
+            for n in range(20):
+                await store.update(f"s{n}", lambda state: {"n": 0})
+            before = command_calls(server.port, "eval")
+            with proxy.fault("drop", script(SWAP)) as fault:
+                outcomes = await asyncio.gather(
+                    *(store.update(f"s{n}", lambda state: {"n": 1}) for n in range(20)),
+                    return_exceptions=True,
+                )
+            assert fault.hits >= 1
+            assert any(isinstance(o, BackendUnavailableError) for o in outcomes)
+            assert command_calls(server.port, "eval") - before <= 20
+
+            before = command_calls(server.port, "get")
+            with proxy.fault("drop", command_named("GET")):
+                await asyncio.gather(
+                    *(store.load(f"s{n}") for n in range(20)), return_exceptions=True
+                )
+            assert command_calls(server.port, "get") - before > 20
+
+
+async def test_pipelining_is_checked_and_can_be_turned_off(redis_server: RedisServer) -> None:
+    """pipelining=False sends each call on its own connection; a non-bool is refused."""
+    with pytest.raises(ConfigurationError, match="pipelining must be True or False"):
+        RedisSessionStore(redis_server.url, pipelining="yes")  # type: ignore[arg-type]
+    async with RedisSessionStore(redis_server.url, prefix="off:", pipelining=False) as store:
+        await store.save("s", {"n": 1})
+        assert await store.load("s") == {"n": 1}
+        await store.delete("s")
+
+
+async def test_a_client_given_to_the_store_is_pipelined_too(redis_server: RedisServer) -> None:
+    """With client=, concurrent calls share its pool's connections the same way."""
+    client = Redis.from_url(redis_server.url)
+    try:
+        store = RedisSessionStore(client=client, prefix=f"given:{uuid.uuid4().hex[:8]}:")
+        await asyncio.gather(*(store.save(f"s{n}", {"n": n}) for n in range(100)))
+        assert await asyncio.gather(*(store.load(f"s{n}") for n in range(100))) == [
+            {"n": n} for n in range(100)
+        ]
+        assert len(client.connection_pool._available_connections) <= 8
+        await store.clear()
+    finally:
+        await client.aclose()
