@@ -58,6 +58,7 @@ def queried_metrics(expr: str) -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.redis
 async def test_every_panel_queries_an_emitted_metric_and_every_instrument_has_a_panel(
     server: RedisServer,
 ) -> None:

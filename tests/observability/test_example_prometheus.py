@@ -9,12 +9,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from tests.support.redis_server import RedisServer, free_port
-
-# These tests start redis-server processes of their own.
-pytestmark = pytest.mark.redis
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "metrics_prometheus.py"
 

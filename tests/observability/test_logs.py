@@ -3,6 +3,7 @@ DEBUG; never a secret, an id or a state."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
@@ -13,8 +14,7 @@ from tests.support.acl import create_acl_user
 from tests.support.redis_server import RedisServer
 from valerie.infrastructure import BackendUnavailableError, RedisSessionStore
 
-# These tests start redis-server processes of their own.
-pytestmark = pytest.mark.redis
+pytestmark = pytest.mark.redis  # each test starts a server of its own
 
 SECRET_ID = "user-4711"
 STATE = {"text": "my-secret-words"}
@@ -71,3 +71,21 @@ async def test_a_retry_is_debug(server: RedisServer, caplog: pytest.LogCaptureFi
     debug = [r.getMessage() for r in records(caplog, logging.DEBUG)]
     assert any("SET to Redis at redis://127.0.0.1:" in m and "retrying" in m for m in debug)
     assert SECRET_ID not in caplog.text
+
+
+async def test_concurrent_calls_that_give_up_together_are_each_a_warning(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Calls sent together in one pipeline (the default) each log their own give-up."""
+    caplog.set_level(logging.WARNING, logger="valerie")
+    async with RedisSessionStore(server.url, prefix="logs:", timeout=0.3, retries=0) as store:
+        await store.save(SECRET_ID, STATE)
+        server.freeze()
+        try:
+            results = await asyncio.gather(
+                *(store.load(SECRET_ID) for _ in range(3)), return_exceptions=True
+            )
+        finally:
+            server.thaw()
+    assert all(isinstance(result, BackendUnavailableError) for result in results)
+    assert len(records(caplog, logging.WARNING)) == 3

@@ -30,10 +30,7 @@ from valerie.infrastructure import (
 )
 from valerie.infrastructure.session_store.telemetry import names
 
-# These tests start redis-server processes of their own.
-pytestmark = pytest.mark.redis
-
-BACKENDS = ("memory", "redis")
+BACKENDS = ("memory", pytest.param("redis", marks=pytest.mark.redis))
 ALLOWED_ATTRIBUTES = {
     names.DB_SYSTEM_NAME,
     names.DB_OPERATION_NAME,
@@ -186,7 +183,7 @@ async def test_an_error_shows_with_its_type(store: Store, telemetry: Telemetry) 
 
 
 async def test_an_unreachable_server_shows_as_backend_unavailable(telemetry: Telemetry) -> None:
-    from tests.redis_server import free_port
+    from tests.support.redis_server import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     async with RedisSessionStore(url, retries=0, observers=[observer_for(telemetry)]) as store:
@@ -196,6 +193,7 @@ async def test_an_unreachable_server_shows_as_backend_unavailable(telemetry: Tel
     assert attributes[names.ERROR_TYPE] == "BackendUnavailableError"
 
 
+@pytest.mark.redis
 async def test_a_pool_exhausted_at_one_connection_shows_its_wait_and_timeout(
     frozen_server: RedisServer, telemetry: Telemetry
 ) -> None:
@@ -217,6 +215,7 @@ async def test_a_pool_exhausted_at_one_connection_shows_its_wait_and_timeout(
     assert waits.max >= 0.25
 
 
+@pytest.mark.redis
 async def test_the_pool_reports_its_connections_its_limit_and_waiting_calls(
     frozen_server: RedisServer, telemetry: Telemetry
 ) -> None:
@@ -247,6 +246,7 @@ async def test_the_pool_reports_its_connections_its_limit_and_waiting_calls(
         assert telemetry.value(names.CONNECTION_PENDING_REQUESTS, **pool) == 0
 
 
+@pytest.mark.redis
 async def test_no_session_id_user_id_or_value_ever_becomes_an_attribute(
     frozen_server: RedisServer, telemetry: Telemetry
 ) -> None:

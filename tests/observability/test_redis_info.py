@@ -36,6 +36,7 @@ def evicting_server() -> Iterator[RedisServer]:
         yield server
 
 
+@pytest.mark.redis
 async def test_a_server_that_evicts_sessions_shows_evictions_through_the_sampler(
     evicting_server: RedisServer, telemetry: Telemetry
 ) -> None:

@@ -14,7 +14,7 @@ from valerie.infrastructure import VersionConflictError
 from valerie.infrastructure.session_store.telemetry import names
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest, telemetry: Telemetry) -> AsyncIterator[Store]:
     server = request.getfixturevalue("redis_server") if request.param == "redis" else None
     async with observed_store(request.param, telemetry, server, f"span-{uuid.uuid4()}:") as made:

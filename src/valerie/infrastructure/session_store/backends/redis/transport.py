@@ -197,7 +197,8 @@ class RedisTransport:
                 finally:
                     if self._leave(connections):
                         await close_client(connections.client)
-        except SessionStoreError:
+        except SessionStoreError as error:  # translated already, by the coalescer
+            self._note(error, name)
             raise
         except Exception as error:
             self._give_up(error, name, once=once, large=large)
@@ -220,12 +221,16 @@ class RedisTransport:
         sampler's INFO is left to the sampler, which says once that INFO is refused.
         """
         translated = translate(error, name, self.place, once=once, large=large)
-        if isinstance(translated, BackendError) and name != "INFO":
-            logger.warning("%s gave up: %s", name, translated)
-            self._failing = self._failing or isinstance(translated, BackendUnavailableError)
+        self._note(translated, name)
         if translated is error:
             raise error
         raise translated from error
+
+    def _note(self, error: Exception, name: str) -> None:
+        """Log a call that gave up on the server at WARNING; see `_give_up`."""
+        if isinstance(error, BackendError) and name != "INFO":
+            logger.warning("%s gave up: %s", name, error)
+            self._failing = self._failing or isinstance(error, BackendUnavailableError)
 
     def usage(self) -> PoolUsage | None:
         """This loop's pool now; see `RedisBackend.pool_usage`. None before the first call."""
