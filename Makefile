@@ -30,7 +30,7 @@ test: lint typecheck pytest  ## Ruff, mypy --strict and the whole pytest suite (
 $(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[redis,fast]' -r benchmarks/requirements.txt
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[redis,fast,pydantic,crypto]' -r benchmarks/requirements.txt
 	touch $@
 
 bench: $(BENCH_VENV)/.installed  ## The full benchmark against raw redis-py, Litestar and aiocache (~8 min).

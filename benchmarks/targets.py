@@ -26,7 +26,18 @@ from benchmarks.contestants import (
     VALERIE_REDIS_UNPIPELINED,
 )
 from benchmarks.harness import Cell, Section, paired_ratios, task_count
-from benchmarks.scenarios import batches, cluster, memory, scaling, throughput, update
+from benchmarks.scenarios import (
+    batches,
+    cluster,
+    encryption,
+    erasure,
+    memory,
+    scaling,
+    telemetry,
+    throughput,
+    typed,
+    update,
+)
 
 
 @dataclass(frozen=True)
@@ -314,4 +325,51 @@ ISSUE_13 = [
     ),
 ]
 
-TARGETS: list[Target] = [*SEED, *ISSUE_13]
+ISSUE_9 = [
+    Target(
+        f"{label} {operation}: cost over the dict API / Pydantic's own {alone}",
+        Value(typed.NAME, typed.overhead_figure(store, operation)),
+        "issue 9",
+        ceiling=1.10,
+    )
+    for store, label in ((VALERIE_MEMORY, "Memory store"), (VALERIE_REDIS, "Redis store"))
+    for operation, _, alone in typed.PAIRS
+]
+
+ISSUE_10 = [
+    *_ratio_targets(
+        encryption.NAME,
+        (VALERIE_REDIS + encryption.ENCRYPTED, VALERIE_REDIS),
+        "Encrypted Redis store / plaintext (at most 15% slower)",
+        _cells(encryption.OPERATIONS, (64,)),
+        1 / 1.15,
+        "issue 10",
+    ),
+    Target(
+        erasure.FIGURE,
+        Value(erasure.NAME, erasure.FIGURE),
+        "issue 10",
+        ceiling=1000,
+        unit=" ms",
+    ),
+]
+
+ISSUE_11 = [
+    Target(
+        f"{label} {kind} with OpenTelemetry / without, {task_count(64)}",
+        Ratio(
+            telemetry.NAME,
+            Cell(store + telemetry.WITH_OTEL, kind, 64),
+            Cell(store, kind, 64),
+        ),
+        "issue 11",
+        floor=floor,
+    )
+    for store, label, floor in (
+        (VALERIE_REDIS, "Redis store", 0.97),
+        (VALERIE_MEMORY, "Memory store", 0.90),
+    )
+    for kind in telemetry.OPERATIONS
+]
+
+TARGETS: list[Target] = [*SEED, *ISSUE_13, *ISSUE_9, *ISSUE_10, *ISSUE_11]

@@ -56,7 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `redis` every test that uses a fixture starting a redis-server."""
+    """Mark `redis` every test that uses a fixture starting a redis-server (a fixture that
+    starts one for some of its parameters only marks those: see `backend_params`)."""
     for item in items:
         if REDIS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.redis)

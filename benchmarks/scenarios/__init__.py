@@ -5,17 +5,33 @@ A new benchmark is one module here (a `SCENARIO` whose `run` returns a `Section`
 """
 
 from benchmarks.harness import Scenario
-from benchmarks.scenarios import batches, cluster, memory, observers, scaling, throughput, update
+from benchmarks.scenarios import (
+    batches,
+    cluster,
+    encryption,
+    erasure,
+    memory,
+    observers,
+    scaling,
+    telemetry,
+    throughput,
+    typed,
+    update,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.name: scenario
     for scenario in (
         throughput.SCENARIO,
         update.SCENARIO,
+        encryption.SCENARIO,
+        erasure.SCENARIO,
         batches.SCENARIO,
         cluster.SCENARIO,
         scaling.SCENARIO,
         memory.SCENARIO,
         observers.SCENARIO,
+        typed.SCENARIO,
+        telemetry.SCENARIO,
     )
 }

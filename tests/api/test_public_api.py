@@ -23,7 +23,9 @@ from valerie.infrastructure import (
     InvalidSessionIdError,
     InvalidTTLError,
     LockNotOwnedError,
+    MigrationError,
     MissingDependencyError,
+    NewerSchemaVersionError,
     RedisSessionStore,
     ReplicationError,
     SerializationError,
@@ -31,6 +33,7 @@ from valerie.infrastructure import (
     SessionState,
     SessionStore,
     SessionStoreError,
+    StateValidationError,
     VersionConflictError,
     get_default_ttl,
     get_session_store,
@@ -39,6 +42,9 @@ from valerie.infrastructure.session_store import (
     DELETE,
     Backend,
     Capability,
+    DecryptionError,
+    SessionExistsError,
+    StateTooLargeError,
     UnsupportedCapabilityError,
     UpdaterReturnedNoneError,
 )
@@ -79,7 +85,13 @@ async def test_a_user_backend_subclassing_session_store_works() -> None:
             self.data: dict[str, dict[str, Any]] = {}
 
         async def save(
-            self, session_id: str, state: Any, ttl: Any = None, *, if_version: Any = None
+            self,
+            session_id: str,
+            state: Any,
+            ttl: Any = None,
+            *,
+            if_version: Any = None,
+            owner: Any = None,
         ) -> None:
             self.data[session_id] = dict(state)
 
@@ -274,6 +286,12 @@ ERRORS: list[tuple[type[Exception], tuple[type[Exception], ...]]] = [
     (MissingDependencyError, (ImportError,)),
     (UnsupportedCapabilityError, (NotImplementedError,)),
     (UpdaterReturnedNoneError, (InvalidArgumentError, TypeError, ValueError)),
+    (StateValidationError, (CorruptedSessionError, ValueError)),
+    (NewerSchemaVersionError, (ValueError,)),
+    (MigrationError, (ValueError,)),
+    (DecryptionError, (CorruptedSessionError, ValueError)),
+    (StateTooLargeError, (SerializationError, InvalidArgumentError, TypeError, ValueError)),
+    (SessionExistsError, (FileExistsError,)),
 ]
 
 

@@ -254,7 +254,10 @@ def test_an_unknown_variable_far_from_every_name_lists_the_four() -> None:
     """With no close match the message lists the variables the store reads."""
     with pytest.raises(ConfigurationError) as caught:
         get_session_store({"VALERIE_SESSION_HOST": "x"})
-    assert f"it reads {STORE}, {URL}, {TTL}, {PREFIX}. Rename or unset it" in str(caught.value)
+    assert (
+        f"it reads {STORE}, {URL}, {TTL}, {PREFIX}, VALERIE_SESSION_ENCRYPTION_KEYS, "
+        "VALERIE_SESSION_MAX_BYTES. Rename or unset it"
+    ) in str(caught.value)
 
 
 def test_a_setting_that_is_not_text_names_its_type() -> None:

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
+from tests.support.backends import backend_params
 from tests.support.redis_server import RedisServer
 from valerie.infrastructure import EncodedSessionStore, InMemorySessionStore, RedisSessionStore
 
 MakeStore = Callable[..., EncodedSessionStore]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=backend_params(("memory", "redis")))  # "redis" marked `redis`
 async def make_store(request: pytest.FixtureRequest) -> AsyncIterator[MakeStore]:
     """Makes stores of one backend with the given options (codec=, transforms=, observers=);
     each Redis store gets a prefix of its own. Closes them all at the end."""

@@ -222,7 +222,12 @@ async def test_redis_reports_waits_for_a_pooled_connection(redis_server: RedisSe
 
     waits = Waits()
     async with RedisSessionStore(
-        redis_server.url, prefix="waits:", max_connections=1, timeout=5, observers=[waits]
+        redis_server.url,
+        prefix="waits:",
+        max_connections=1,
+        timeout=5,
+        observers=[waits],
+        pipelining=False,  # a slot of the pool; pipelined calls wait for the pipeline instead
     ) as store:
         await store.save("s", {"n": 1})
         assert waits.events == []  # a free connection is no wait
@@ -244,7 +249,12 @@ async def test_redis_reports_a_wait_that_gave_up(redis_server: RedisServer) -> N
 
     waits = Waits()
     async with RedisSessionStore(
-        redis_server.url, prefix="waits:", max_connections=1, timeout=0.2, observers=[waits]
+        redis_server.url,
+        prefix="waits:",
+        max_connections=1,
+        timeout=0.2,
+        observers=[waits],
+        pipelining=False,
     ) as store:
         await store.ping()
         budget = store.backend._slots

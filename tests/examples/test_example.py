@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support.paths import REPO
 from tests.support.redis_server import RedisServer
@@ -13,10 +14,12 @@ from tests.support.redis_server import RedisServer
 EXAMPLE = REPO / "examples" / "session_store_usage.py"
 
 
-def run_example(check: bool = True, **environ: str) -> subprocess.CompletedProcess[str]:
+def run_example(
+    check: bool = True, example: Path = EXAMPLE, **environ: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("VALERIE_SESSION_")}
     return subprocess.run(
-        [sys.executable, str(EXAMPLE)],
+        [sys.executable, str(example)],
         env={**env, **environ},
         capture_output=True,
         text=True,

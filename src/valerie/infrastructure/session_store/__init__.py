@@ -13,21 +13,28 @@ from .backends.redis import RedisBackend, RedisSessionStore
 from .codec import MAX_DEPTH, Codec, SessionState, StateCodec
 from .config import SessionStoreSettings, get_default_ttl, get_session_store
 from .contract import DELETE, SessionStore, Updater
+from .encryption import Encryption, EncryptionKey, Keyring
 from .errors import (
     AccessDeniedError,
     BackendError,
     BackendUnavailableError,
     ConfigurationError,
     CorruptedSessionError,
+    DecryptionError,
     InvalidArgumentError,
     InvalidSessionIdError,
     InvalidTTLError,
     LockNotOwnedError,
+    MigrationError,
     MissingDependencyError,
+    NewerSchemaVersionError,
     ReplicationError,
     SerializationError,
+    SessionExistsError,
     SessionLockedError,
     SessionStoreError,
+    StateTooLargeError,
+    StateValidationError,
     UnsupportedCapabilityError,
     UpdaterReturnedNoneError,
     VersionConflictError,
@@ -35,6 +42,7 @@ from .errors import (
 from .inspection import SessionInfo, TimedState
 from .instrumentation import ConnectionWaitEvent, Observer, OperationEvent, Outcome
 from .lease import Lease
+from .protection import RotationReport
 from .registry import registered_backends
 from .store import EncodedSessionStore
 from .transforms import Compression, Transform
@@ -56,22 +64,30 @@ __all__ = [
     "ConfigurationError",
     "ConnectionWaitEvent",
     "CorruptedSessionError",
+    "DecryptionError",
     "EncodedSessionStore",
+    "Encryption",
+    "EncryptionKey",
     "InMemorySessionStore",
     "InvalidArgumentError",
     "InvalidSessionIdError",
     "InvalidTTLError",
+    "Keyring",
     "Lease",
     "LockNotOwnedError",
     "MemoryBackend",
+    "MigrationError",
     "MissingDependencyError",
+    "NewerSchemaVersionError",
     "Observer",
     "OperationEvent",
     "Outcome",
     "RedisBackend",
     "RedisSessionStore",
     "ReplicationError",
+    "RotationReport",
     "SerializationError",
+    "SessionExistsError",
     "SessionInfo",
     "SessionLockedError",
     "SessionState",
@@ -79,6 +95,8 @@ __all__ = [
     "SessionStoreError",
     "SessionStoreSettings",
     "StateCodec",
+    "StateTooLargeError",
+    "StateValidationError",
     "TimedState",
     "Transform",
     "UnsupportedCapabilityError",

@@ -18,11 +18,30 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
 from .inspection import SessionInfo
 from .versions import version_of
+
+
+@dataclass(frozen=True, slots=True)
+class PoolUsage:
+    """A connection pool's state right now, for the `db.client.connection.*` metrics.
+
+    Attributes:
+        max: Connections the pool opens at most.
+        used: Connections a call holds now.
+        idle: Connections open and free now.
+        pending: Calls waiting for a free connection now.
+    """
+
+    max: int
+    used: int
+    idle: int
+    pending: int
+
 
 ConnectionWaitHook = Callable[[float, bool], None]
 """Called by a pooled backend after a call waited for a free connection: the seconds it
@@ -42,6 +61,11 @@ class Capability(StrEnum):
     """`iter_ids`, `count`, `clear`."""
     BATCHES = "batches"
     """Fewer round trips for `load_many`, `save_many`, `delete_many`; without it they loop."""
+    OWNERS = "owners"
+    """`save(owner=)`, `update(owner=)`, `save_many(owner=)`, `sessions_of`, `erase_owner`."""
+    RELOCATION = "relocation"
+    """One atomic step for `rotate_id` and for sealing a value again (key rotation); without
+    it they work in compare-and-set steps."""
 
 
 class Backend(ABC):
@@ -56,6 +80,10 @@ class Backend(ABC):
 
     name: ClassVar[str] = "custom"
     connection_wait_hook: ConnectionWaitHook | None = None
+
+    def pool_usage(self) -> PoolUsage | None:
+        """The connection pool's state now; `None` (the default) for a backend without one."""
+        return None
 
     @abstractmethod
     async def read(self, session_id: str) -> bytes | None:
@@ -210,12 +238,75 @@ class Batches(Backend):
         """Remove each id."""
 
 
+class Relocation(Backend):
+    """Rewriting a value in place with its TTL kept, and moving it to another id, atomically."""
+
+    @abstractmethod
+    async def replace(self, session_id: str, data: bytes, version: str) -> bool:
+        """Write `data` keeping the remaining TTL, only if the stored bytes have `version`.
+
+        Atomic; never retried by the backend. Returns whether it wrote.
+        """
+
+    @abstractmethod
+    async def move(self, old_id: str, new_id: str, data: bytes, version: str) -> str:
+        """Store `data` under `new_id` with `old_id`'s remaining TTL, and remove `old_id`.
+
+        Only if `old_id` still has `version` and `new_id` holds nothing; atomic, never retried.
+        Returns `"moved"`, `"missing"` (no `old_id`), `"exists"` (`new_id` taken) or
+        `"changed"` (`old_id` has another version); nothing changed unless `"moved"`. A
+        backend that cannot do it atomically in some deployment (Redis Cluster, where the
+        keys may be on different nodes) returns `"unsupported"` there, and the store moves
+        in compare-and-set steps instead.
+        """
+
+
+class Owners(Backend):
+    """An index of sessions by owner (a user id), for listing and erasing a user's sessions.
+
+    The promise: a live session written with an owner is never missing from that owner's
+    index, on any deployment. The store calls `index_owner` before it writes the session and
+    `confirm_owner` after, and `erase_owned` puts back the entry of a session that a
+    concurrent write brought back; an entry leaves the index otherwise only when its recorded
+    deadline has passed and its session is gone. So the index may hold ids of deleted or
+    expired sessions for a while (`owned` filters them out), never miss a live one.
+    """
+
+    @abstractmethod
+    async def index_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        """Record each id under `owner`, with a deadline `ttl_seconds` from now.
+
+        Idempotent. Also drops a few of the owner's entries whose deadline has passed and
+        whose session is gone, so expired sessions leave the index without a scan.
+        """
+
+    @abstractmethod
+    async def confirm_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        """After the write: record each id under `owner` again if an erasure removed it."""
+
+    @abstractmethod
+    async def owned(self, owner: str) -> list[str]:
+        """Return the ids of `owner`'s live sessions.
+
+        Drops the entries whose deadline has passed and whose session is gone.
+        """
+
+    @abstractmethod
+    async def erase_owned(self, owner: str) -> list[str]:
+        """Delete every session indexed under `owner`, and its entries; return the ids deleted.
+
+        An entry whose session is live again right after (a concurrent write) is kept.
+        """
+
+
 _CAPABILITY_CLASSES: tuple[tuple[Capability, type[Backend]], ...] = (
     (Capability.COMPARE_AND_SET, CompareAndSet),
     (Capability.EXPIRY, ExpiryControl),
     (Capability.LEASES, Leases),
     (Capability.SCANS, Scans),
     (Capability.BATCHES, Batches),
+    (Capability.OWNERS, Owners),
+    (Capability.RELOCATION, Relocation),
 )
 
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from .backends.redis import DEFAULT_PREFIX, DEFAULT_REDIS_URL
 from .backends.redis.urls import RedisTarget, mask_url, parse_redis_url
 from .contract import DEFAULT_TTL_SECONDS, SessionStore
+from .encryption import KEYS_VAR, Encryption, check_encryption
 from .errors import ConfigurationError, InvalidTTLError
+from .limits import MAX_BYTES_VAR, check_max_state_bytes, max_state_bytes_from_environ
 from .registry import registry
 from .validation import MAX_TTL_SECONDS, TTL, check_prefix, ttl_seconds
 
@@ -24,7 +26,7 @@ STORE_VAR = "VALERIE_SESSION_STORE"
 REDIS_URL_VAR = "VALERIE_SESSION_REDIS_URL"
 TTL_VAR = "VALERIE_SESSION_TTL"
 PREFIX_VAR = "VALERIE_SESSION_PREFIX"
-VARIABLES = (STORE_VAR, REDIS_URL_VAR, TTL_VAR, PREFIX_VAR)
+VARIABLES = (STORE_VAR, REDIS_URL_VAR, TTL_VAR, PREFIX_VAR, KEYS_VAR, MAX_BYTES_VAR)
 """Every variable the store reads; any other `VALERIE_SESSION_*` variable is an error."""
 
 _NAMESPACE = "VALERIE_SESSION_"
@@ -73,7 +75,7 @@ class SessionStoreSettings:
         ConfigurationError: A value breaks one of these rules.
     """
 
-    __slots__ = ("_prefix", "_store", "_target", "_ttl")
+    __slots__ = ("_prefix", "_store", "_target", "_ttl", "encryption", "max_state_bytes")
 
     def __init__(
         self,
@@ -81,8 +83,13 @@ class SessionStoreSettings:
         redis_url: str | None = None,
         ttl: TTL | None = None,
         prefix: str | None = None,
+        *,
+        encryption: Encryption | None = None,
+        max_state_bytes: int | None = None,
     ) -> None:
         self._set(store, redis_url, ttl, prefix, _ARGUMENTS)
+        self.encryption = check_encryption(encryption)
+        self.max_state_bytes = check_max_state_bytes(max_state_bytes)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> SessionStoreSettings:
@@ -113,6 +120,9 @@ class SessionStoreSettings:
             raw[PREFIX_VAR],
             _ENVIRONMENT,
         )
+        # Read only when set, so that stores without the crypto extra never import it.
+        settings.encryption = None if raw[KEYS_VAR] is None else Encryption.from_environ(env)
+        settings.max_state_bytes = max_state_bytes_from_environ(env)
         return settings
 
     def _set(

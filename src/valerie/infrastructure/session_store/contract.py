@@ -23,6 +23,8 @@ from .validation import TTL, check_ids, check_states
 
 if TYPE_CHECKING:
     from .lease import Lease
+    from .protection import RotationReport
+    from .typed import Migration, TypedSessionStore
     from .versions import VersionedState
 
 
@@ -46,6 +48,7 @@ Updater = Callable[[SessionState | None], UpdateResult | Awaitable[UpdateResult]
 async."""
 
 _Store = TypeVar("_Store", bound="SessionStore")
+_Model = TypeVar("_Model")
 
 DEFAULT_TTL_SECONDS = 3600
 """The default TTL of every built-in store: one hour."""
@@ -80,6 +83,7 @@ class SessionStore(ABC):
         ttl: TTL | None = None,
         *,
         if_version: str | None = None,
+        owner: str | None = None,
     ) -> None:
         """Store `state` under `session_id`, replacing what was there, expiring after `ttl`.
 
@@ -91,6 +95,8 @@ class SessionStore(ABC):
             if_version: Write only if the session still has this version (from
                 `load_versioned`); `ABSENT` writes only if the session does not exist.
                 Atomic across processes. Needs compare-and-set.
+            owner: The user the session belongs to, for `sessions_of` and `erase_owner`.
+                Needs owners.
 
         Raises:
             InvalidSessionIdError: `session_id` is not a valid id.
@@ -156,6 +162,7 @@ class SessionStore(ABC):
         ttl: TTL | None = None,
         *,
         attempts: int = 64,
+        owner: str | None = None,
     ) -> SessionState | None:
         """Apply `fn` to the session atomically; no concurrent update is ever lost.
 
@@ -164,6 +171,7 @@ class SessionStore(ABC):
         changed the session meanwhile, nothing is written and `fn` runs again on the new state
         (optimistic concurrency, with jittered backoff), so `fn` must not have side effects
         that cannot be repeated. Atomic across processes and hosts. Needs compare-and-set.
+        `owner` records the user the session belongs to (needs owners).
 
         Returns:
             The new state as stored (what `load` would return), or `None` if deleted (or if
@@ -221,7 +229,11 @@ class SessionStore(ABC):
         return {session_id: await self.load(session_id) for session_id in check_ids(session_ids)}
 
     async def save_many(
-        self, states: Mapping[str, Mapping[str, Any]], ttl: TTL | None = None
+        self,
+        states: Mapping[str, Mapping[str, Any]],
+        ttl: TTL | None = None,
+        *,
+        owner: str | None = None,
     ) -> None:
         """Store many sessions, in few round trips; all are checked before any is written.
 
@@ -230,6 +242,7 @@ class SessionStore(ABC):
         Args:
             states: Session id to state.
             ttl: The TTL of every session of the batch; `None` means the store's default.
+            owner: The user every session of the batch belongs to (needs owners).
 
         Raises:
             InvalidArgumentError: `states` is not a mapping; nothing was written.
@@ -237,7 +250,7 @@ class SessionStore(ABC):
                 state is not valid; nothing was written.
         """
         for session_id, state in check_states(states).items():
-            await self.save(session_id, state, ttl)
+            await self.save(session_id, state, ttl, owner=owner)
 
     async def describe_many(self, session_ids: Iterable[str]) -> dict[str, SessionInfo | None]:
         """Return the stored size and remaining lifetime of many sessions (`None` if missing).
@@ -308,6 +321,34 @@ class SessionStore(ABC):
         """
         raise self._unsupported("clear", Capability.SCANS)
 
+    async def sessions_of(self, owner: str) -> list[str]:
+        """Return the ids of the live sessions written with `owner=owner`. Needs owners."""
+        raise self._unsupported("sessions_of", Capability.OWNERS)
+
+    async def erase_owner(self, owner: str) -> list[str]:
+        """Delete every session of `owner`; return the ids deleted. Needs owners."""
+        raise self._unsupported("erase_owner", Capability.OWNERS)
+
+    async def rotate_id(self, old_id: str, new_id: str, *, owner: str | None = None) -> bool:
+        """Move a session to a new id, keeping its state and TTL; False if there was none.
+
+        Needs relocation, or compare-and-set with expiry control.
+        """
+        raise self._unsupported("rotate_id", Capability.RELOCATION)
+
+    async def rotate_keys(
+        self,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[RotationReport], object] | None = None,
+    ) -> RotationReport:
+        """Seal every session not under the newest key again. Needs encryption and scans."""
+        raise self._unsupported("rotate_keys", "encryption")
+
+    async def key_usage(self) -> dict[str | None, int]:
+        """Count the sessions under each key id (`None`: not encrypted). Needs scans."""
+        raise self._unsupported("key_usage", Capability.SCANS)
+
     async def ping(self) -> dict[str, Any]:
         """Check that the store can serve, for a readiness probe.
 
@@ -319,6 +360,28 @@ class SessionStore(ABC):
             BackendUnavailableError: The store cannot serve right now.
         """
         raise self._unsupported("ping", "ping")
+
+    def typed(
+        self,
+        model: type[_Model],
+        *,
+        version: int = 1,
+        migrations: Mapping[int, Migration] | None = None,
+        version_key: str = "_schema_version",
+    ) -> TypedSessionStore[_Model]:
+        """Return a view of this store whose states are instances of `model`.
+
+        Needs the `pydantic` extra. See `TypedSessionStore` for the arguments and guarantees.
+
+        Raises:
+            MissingDependencyError: Pydantic is not installed.
+            ConfigurationError: Pydantic cannot take `model`, or the versions are inconsistent.
+        """
+        from .typed import TypedSessionStore
+
+        return TypedSessionStore(
+            self, model, version=version, migrations=migrations, version_key=version_key
+        )
 
     async def close(self) -> None:  # noqa: B027 - a no-op by design, overridden by stores
         """Release the store's connections; the store reconnects if it is used again."""

@@ -129,3 +129,89 @@ class ReplicationError(BackendError):
     def __init__(self, message: str, acknowledged: int) -> None:
         super().__init__(message)
         self.acknowledged = acknowledged
+
+
+class StateValidationError(CorruptedSessionError):
+    """A stored session does not validate against the typed view's model; it is left in place.
+
+    The message names the field paths and what is wrong with each, never the stored values.
+
+    Attributes:
+        session_id: The session whose stored value failed (kept out of the message: ids can
+            be secrets).
+        paths: Where each failing value sits, e.g. ``("state['messages'][0]['role']",)``.
+    """
+
+    def __init__(self, message: str, session_id: str, paths: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.paths = paths
+
+
+class NewerSchemaVersionError(SessionStoreError, ValueError):
+    """A stored session has a schema version newer than this code knows; nothing was changed.
+
+    Raised on load, and by a save that would replace such a session, so that code of an older
+    deploy never overwrites what a newer one wrote.
+
+    Attributes:
+        session_id: The session (kept out of the message).
+        found: The stored schema version.
+        known: The newest version this code knows.
+    """
+
+    def __init__(self, message: str, session_id: str, found: int, known: int) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.found = found
+        self.known = known
+
+
+class MigrationError(SessionStoreError, ValueError):
+    """A schema migration failed, or returned something other than a dict; nothing was written.
+
+    Attributes:
+        session_id: The session (kept out of the message).
+        from_version: The version the failing migration starts from.
+    """
+
+    def __init__(self, message: str, session_id: str, from_version: int) -> None:
+        super().__init__(message)
+        self.session_id = session_id
+        self.from_version = from_version
+
+
+class DecryptionError(CorruptedSessionError):
+    """A stored value could not be decrypted; it is left in place and never returned.
+
+    Attributes:
+        reason: `"plaintext"` (not encrypted, outside migration mode), `"unknown-key"` (sealed
+            with a key the keyring lacks), `"tampered"` (failed authentication: altered, copied
+            from another session id or store, or another key under the same id) or
+            `"malformed"` (an envelope that cannot be read).
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class StateTooLargeError(SerializationError):
+    """A state's encoded size is over the store's `max_state_bytes`; nothing was written.
+
+    Attributes:
+        size: The encoded state's size in bytes.
+        limit: The store's `max_state_bytes`.
+        largest: The largest parts as (path, bytes), largest first, e.g.
+            `[("state['history']", 1_800_000), ...]`.
+    """
+
+    def __init__(self, message: str, size: int, limit: int, largest: list[tuple[str, int]]) -> None:
+        super().__init__(message, largest[0][0] if largest else "state")
+        self.size = size
+        self.limit = limit
+        self.largest = largest
+
+
+class SessionExistsError(SessionStoreError, FileExistsError):
+    """`rotate_id` was asked to move a session onto an id that holds one; nothing changed."""

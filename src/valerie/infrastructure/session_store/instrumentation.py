@@ -13,13 +13,20 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
-from typing import NamedTuple, TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from .errors import LockNotOwnedError, SessionLockedError, VersionConflictError
+
+if TYPE_CHECKING:
+    from .backend import PoolUsage
 
 _Result = TypeVar("_Result")
 
 _logger = logging.getLogger("valerie.session_store")
+# The root of the store's loggers (valerie.session_store.redis, .telemetry): a library's
+# records go where the application's logging sends them, and nowhere (not to stderr) when it
+# configures none.
+_logger.addHandler(logging.NullHandler())
 
 
 class Outcome(StrEnum):
@@ -82,7 +89,7 @@ class ConnectionWaitEvent(NamedTuple):
 class Observer:
     """Receives events from stores it is attached to (`observers=[...]`); subclass it.
 
-    Both methods do nothing by default. They run inline, on the store's event loop, so they
+    Its methods do nothing by default. They run inline, on the store's event loop, so they
     must be quick and must not block; an exception they raise is logged and ignored.
     """
 
@@ -91,6 +98,15 @@ class Observer:
 
     def on_connection_wait(self, event: ConnectionWaitEvent) -> None:
         """Called after a call waited for a pooled connection."""
+
+    def on_attach(self, backend: str, pool_usage: Callable[[], PoolUsage | None]) -> None:
+        """Called once when a store is created with this observer.
+
+        Args:
+            backend: The backend's name, as in the events.
+            pool_usage: Returns the backend's connection pool state now (`None` without a
+                pool); cheap enough to call whenever metrics are collected.
+        """
 
 
 Description = tuple[Outcome, int, int, int]

@@ -112,12 +112,20 @@ class BackendRegistry:
 
 
 def _memory(settings: SessionStoreSettings) -> SessionStore:
-    return InMemorySessionStore(default_ttl=settings.ttl)
+    return InMemorySessionStore(
+        default_ttl=settings.ttl,
+        encryption=settings.encryption,
+        max_state_bytes=settings.max_state_bytes,
+    )
 
 
 def _redis(settings: SessionStoreSettings) -> SessionStore:
     return RedisSessionStore(
-        settings.unmasked_redis_url(), settings.prefix, default_ttl=settings.ttl
+        settings.unmasked_redis_url(),
+        settings.prefix,
+        default_ttl=settings.ttl,
+        encryption=settings.encryption,
+        max_state_bytes=settings.max_state_bytes,
     )
 
 

@@ -12,10 +12,11 @@ import asyncio
 import inspect
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 
+from . import protection
 from .backend import (
     Backend,
     Batches,
@@ -23,15 +24,25 @@ from .backend import (
     CompareAndSet,
     ExpiryControl,
     Leases,
+    Owners,
     Scans,
     capabilities_of,
 )
 from .codec import Codec, SessionState, StateCodec
 from .contract import DEFAULT_TTL_SECONDS, Deletion, SessionStore, Updater
-from .errors import ConfigurationError, UpdaterReturnedNoneError, VersionConflictError
+from .encryption import Encryption, binding_of, check_encryption
+from .errors import (
+    ConfigurationError,
+    InvalidArgumentError,
+    UpdaterReturnedNoneError,
+    VersionConflictError,
+)
 from .inspection import SessionInfo, TimedState
 from .instrumentation import Description, Instrumentation, Observer, Outcome
 from .lease import Lease
+from .limits import check_max_state_bytes, check_state_size
+from .owners import Owning, check_owner
+from .protection import RotationReport
 from .transforms import Transform
 from .validation import (
     TTL,
@@ -64,6 +75,10 @@ class EncodedSessionStore(SessionStore):
             (e.g. `[Compression()]`).
         observers: Receive an event for each public call (see `instrumentation`); none by
             default, which costs nothing.
+        encryption: Seal every stored value with AES-256-GCM, after the transforms, bound to
+            the session id and the backend's `prefix` (see `encryption.Encryption`); `None`
+            stores the bytes as they are.
+        max_state_bytes: Refuse, before writing, a state whose codec output is larger.
 
     Raises:
         ConfigurationError: `backend`, `codec`, a transform or an observer is not one.
@@ -73,15 +88,19 @@ class EncodedSessionStore(SessionStore):
     __slots__ = (
         "_backend",
         "_batches",
+        "_binding",
         "_capabilities",
         "_cas",
         "_codec",
         "_decode",
         "_default_ttl",
         "_encode",
+        "_encryption",
         "_expiry",
         "_instrumentation",
         "_leases",
+        "_max_state_bytes",
+        "_plain",
         "_scans",
         "_transforms",
     )
@@ -94,6 +113,8 @@ class EncodedSessionStore(SessionStore):
         codec: Codec | None = None,
         transforms: Sequence[Transform] = (),
         observers: Sequence[Observer] = (),
+        encryption: Encryption | None = None,
+        max_state_bytes: int | None = None,
     ) -> None:
         if not isinstance(backend, Backend):
             raise ConfigurationError(
@@ -111,7 +132,13 @@ class EncodedSessionStore(SessionStore):
         self._decode: Callable[[bytes], SessionState] = (
             self._transformed_decode if self._transforms else self._codec.decode
         )
+        self._encryption = check_encryption(encryption)
+        self._max_state_bytes = check_max_state_bytes(max_state_bytes)
+        # Without encryption or a size limit, the bytes depend on the state alone: the hot
+        # paths below use the bound codec directly.
+        self._plain = encryption is None and max_state_bytes is None
         self._backend = backend
+        self._binding = binding_of(backend)
         self._capabilities = capabilities_of(backend)
         self._cas = backend if isinstance(backend, CompareAndSet) else None
         self._expiry = backend if isinstance(backend, ExpiryControl) else None
@@ -122,6 +149,8 @@ class EncodedSessionStore(SessionStore):
         if observing:
             self._instrumentation = Instrumentation(backend.name, observing)
             backend.connection_wait_hook = self._instrumentation.connection_wait
+            for observer in observing:
+                observer.on_attach(backend.name, backend.pool_usage)
 
     def __repr__(self) -> str:
         return (
@@ -145,6 +174,16 @@ class EncodedSessionStore(SessionStore):
         return self._codec
 
     @property
+    def encryption(self) -> Encryption | None:
+        """How stored values are sealed, or `None` (fixed for the store's life)."""
+        return self._encryption
+
+    @property
+    def max_state_bytes(self) -> int | None:
+        """The largest encoded state this store writes, or `None` for no limit."""
+        return self._max_state_bytes
+
+    @property
     def default_ttl(self) -> int:
         """Seconds a session lives when `save` is called without a TTL."""
         return self._default_ttl
@@ -163,33 +202,55 @@ class EncodedSessionStore(SessionStore):
         ttl: TTL | None = None,
         *,
         if_version: str | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Store `state` under `session_id`; see `SessionStore.save`."""
+        """Store `state` under `session_id`; see `SessionStore.save`.
+
+        Args:
+            session_id: The conversation's id.
+            state: A JSON object as a `dict`.
+            ttl: Seconds or a `timedelta`; `None` means the store's default TTL.
+            if_version: Write only if the session still has this version.
+            owner: The user the session belongs to (see `sessions_of`, `erase_owner`).
+        """
         if self._instrumentation is None:
-            if if_version is None:  # the hot path, inlined: one coroutine less per call
+            if if_version is None and owner is None and self._plain:
+                # The hot path, inlined: one coroutine less per call.
                 check_session_id(session_id)
                 seconds = self._default_ttl if ttl is None else ttl_seconds(ttl)
                 await self._backend.write(session_id, self._encode(state), seconds)
             else:
-                await self._save(session_id, state, ttl, if_version)
+                await self._save(session_id, state, ttl, if_version, owner)
         else:
-            call = self._save(session_id, state, ttl, if_version)
+            call = self._save(session_id, state, ttl, if_version, owner)
             await self._instrumentation.observe("save", call, _written)
 
     async def _save(
-        self, session_id: str, state: Mapping[str, Any], ttl: TTL | None, if_version: str | None
+        self,
+        session_id: str,
+        state: Mapping[str, Any],
+        ttl: TTL | None,
+        if_version: str | None,
+        owner: str | None = None,
     ) -> int:
         check_session_id(session_id)
         seconds = self._ttl_or_default(ttl)
+        owning = self._owning("save(owner=...)", owner)
         if if_version is None:
-            data = self._encode(state)
+            data = self._encode_for(session_id, state)
+            if owning is not None:
+                await owning.before([session_id], seconds)
             await self._backend.write(session_id, data, seconds)
-            return len(data)
-        cas = self._need_cas("save(if_version=...)")
-        version = check_version(if_version)
-        data = self._encode(state)
-        if not await cas.write_if(session_id, data, seconds, version):
-            raise _conflict()
+        else:
+            cas = self._need_cas("save(if_version=...)")
+            version = check_version(if_version)
+            data = self._encode_for(session_id, state)
+            if owning is not None:
+                await owning.before([session_id], seconds)
+            if not await cas.write_if(session_id, data, seconds, version):
+                raise _conflict()
+        if owning is not None:
+            await owning.after([session_id], seconds)
         return len(data)
 
     async def load(
@@ -197,7 +258,8 @@ class EncodedSessionStore(SessionStore):
     ) -> SessionState | None:
         """Return the session's state or `None`; see `SessionStore.load`."""
         if self._instrumentation is None:
-            if refresh_ttl is False:  # the hot path, inlined: one coroutine less per call
+            if refresh_ttl is False and self.encryption is None:
+                # The hot path, inlined: one coroutine less per call.
                 data = await self._backend.read(check_session_id(session_id))
                 return None if data is None else self._decode(data)
             return (await self._load(session_id, refresh_ttl))[0]
@@ -215,7 +277,35 @@ class EncodedSessionStore(SessionStore):
             data = await self._need_expiry("load(refresh_ttl=...)").read_and_touch(
                 session_id, seconds
             )
-        return (None if data is None else self._decode(data)), data
+        if data is None:
+            return None, None
+        state = self._decode_for(session_id, data)
+        if self.encryption is not None and not self.encryption.is_current(data):
+            await protection.reseal_quietly(self, session_id, data)
+        return state, data
+
+    async def load_encoded(self, session_id: str) -> bytes | None:
+        """Return the session's bytes as the codec wrote them (transforms undone), or `None`.
+
+        For a layer that decodes the codec's output itself, such as the typed view, which
+        validates the JSON directly. Reported to observers as a `load`.
+
+        Raises:
+            InvalidSessionIdError: `session_id` is not a valid id.
+            CorruptedSessionError: A transform cannot undo what is stored; it is left in place.
+        """
+        call: Awaitable[tuple[bytes | None, bytes | None]] = self._load_encoded(session_id)
+        if self._instrumentation is not None:
+            call = self._instrumentation.observe("load", call, _read)
+        return (await call)[0]
+
+    async def _load_encoded(self, session_id: str) -> tuple[bytes | None, bytes | None]:
+        stored = await self._backend.read(check_session_id(session_id))
+        data = stored
+        if data is not None:
+            for transform in reversed(self._transforms):
+                data = transform.decode(data)
+        return data, stored
 
     async def delete(self, session_id: str, *, if_version: str | None = None) -> None:
         """Remove the session if it exists; see `SessionStore.delete`."""
@@ -255,7 +345,7 @@ class EncodedSessionStore(SessionStore):
 
     async def _load_versioned(self, session_id: str) -> tuple[VersionedState, bytes | None]:
         data = await self._backend.read(check_session_id(session_id))
-        state = None if data is None else self._decode(data)
+        state = None if data is None else self._decode_for(session_id, data)
         return VersionedState(state, version_of(data)), data
 
     async def update(
@@ -265,15 +355,19 @@ class EncodedSessionStore(SessionStore):
         ttl: TTL | None = None,
         *,
         attempts: int = 64,
+        owner: str | None = None,
     ) -> SessionState | None:
-        """Apply `fn` to the session atomically; see `SessionStore.update`."""
-        call = self._update(session_id, fn, ttl, attempts)
+        """Apply `fn` to the session atomically; see `SessionStore.update`.
+
+        `owner` records the user the session belongs to (see `sessions_of`).
+        """
+        call = self._update(session_id, fn, ttl, attempts, owner)
         if self._instrumentation is None:
             return (await call)[0]
         return (await self._instrumentation.observe("update", call, _updated))[0]
 
     async def _update(
-        self, session_id: str, fn: Updater, ttl: TTL | None, attempts: int
+        self, session_id: str, fn: Updater, ttl: TTL | None, attempts: int, owner: str | None
     ) -> tuple[SessionState | None, int, int]:
         """Return the new state, the bytes written and the attempts it took."""
         check_session_id(session_id)
@@ -281,6 +375,17 @@ class EncodedSessionStore(SessionStore):
         check_updater(fn)
         check_attempts(attempts)
         cas = self._need_cas("update")
+        owning = self._owning("update(owner=...)", owner)
+        if owning is None:
+            return await self._update_loop(cas, session_id, fn, seconds, attempts)
+        await owning.before([session_id], seconds)
+        result = await self._update_loop(cas, session_id, fn, seconds, attempts)
+        await owning.after([session_id], seconds)
+        return result
+
+    async def _update_loop(
+        self, cas: CompareAndSet, session_id: str, fn: Updater, seconds: int, attempts: int
+    ) -> tuple[SessionState | None, int, int]:
         previous = cas.last_seen(session_id)
         guessed = previous is not None
         if not guessed:
@@ -288,7 +393,7 @@ class EncodedSessionStore(SessionStore):
         conflicts = 0
         tries = 1
         while True:
-            result = fn(None if previous is None else self._decode(previous))
+            result = fn(None if previous is None else self._decode_for(session_id, previous))
             new_state = await result if inspect.isawaitable(result) else result
             if isinstance(new_state, Deletion) or new_state is None:
                 if previous is None:
@@ -301,7 +406,7 @@ class EncodedSessionStore(SessionStore):
                     )
                 new_data, copy = None, None
             else:
-                new_data, copy = self._encode_with_copy(new_state)
+                new_data, copy = self._encode_with_copy(session_id, new_state)
             swapped, current = await cas.swap(session_id, previous, new_data, seconds)
             if swapped:
                 return copy, 0 if new_data is None else len(new_data), tries
@@ -381,29 +486,40 @@ class EncodedSessionStore(SessionStore):
         else:
             found = [await self._backend.read(session_id) for session_id in ids]
         states = {
-            session_id: None if data is None else self._decode(data)
+            session_id: None if data is None else self._decode_for(session_id, data)
             for session_id, data in zip(ids, found, strict=True)
         }
         return states, sum(len(data) for data in found if data is not None)
 
     async def save_many(
-        self, states: Mapping[str, Mapping[str, Any]], ttl: TTL | None = None
+        self,
+        states: Mapping[str, Mapping[str, Any]],
+        ttl: TTL | None = None,
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Store many sessions; see `SessionStore.save_many`."""
-        call = self._save_many(states, ttl)
+        """Store many sessions; see `SessionStore.save_many`.
+
+        `owner` records the user every session of the batch belongs to (see `sessions_of`).
+        """
+        call = self._save_many(states, ttl, owner)
         if self._instrumentation is None:
             await call
         else:
             await self._instrumentation.observe("save_many", call, _written_many)
 
     async def _save_many(
-        self, states: Mapping[str, Mapping[str, Any]], ttl: TTL | None
+        self, states: Mapping[str, Mapping[str, Any]], ttl: TTL | None, owner: str | None
     ) -> tuple[int, int]:
         seconds = self._ttl_or_default(ttl)
+        owning = self._owning("save_many(owner=...)", owner)
         items = [
-            (check_session_id(session_id), self._encode(state))
+            # Left to right: the id is checked before it is bound into a sealed value.
+            (check_session_id(session_id), self._encode_for(session_id, state))
             for session_id, state in check_states(states).items()
         ]
+        if owning is not None and items:
+            await owning.before([session_id for session_id, _ in items], seconds)
         if not items:
             pass
         elif self._batches is not None:
@@ -411,6 +527,8 @@ class EncodedSessionStore(SessionStore):
         else:
             for session_id, data in items:
                 await self._backend.write(session_id, data, seconds)
+        if owning is not None and items:
+            await owning.after([session_id for session_id, _ in items], seconds)
         return sum(len(data) for _, data in items), len(items)
 
     async def describe_many(self, session_ids: Iterable[str]) -> dict[str, SessionInfo | None]:
@@ -440,7 +558,9 @@ class EncodedSessionStore(SessionStore):
         expiry = self._need_expiry("load_many_with_ttl")
         found = await expiry.read_many_with_ttl(ids) if ids else []
         states = {
-            session_id: None if item is None else TimedState(self._decode(item[0]), item[1])
+            session_id: None
+            if item is None
+            else TimedState(self._decode_for(session_id, item[0]), item[1])
             for session_id, item in zip(ids, found, strict=True)
         }
         return states, sum(len(item[0]) for item in found if item is not None)
@@ -528,6 +648,134 @@ class EncodedSessionStore(SessionStore):
         facts = await self._backend.ping()
         return {"latency_ms": round((time.perf_counter() - started) * 1000, 6), **facts}
 
+    async def rotate_keys(
+        self,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[RotationReport], object] | None = None,
+    ) -> RotationReport:
+        """Seal every session that is not under the current key again, keeping its TTL.
+
+        Walks the store in batches (as `iter_ids`); each session is sealed again with a
+        compare-and-set, so a concurrent write wins and is never lost (it is sealed under the
+        current key anyway). Safe to interrupt and to run again. When `key_usage()` shows no
+        session under an old key, that key can leave the keyring. In migration mode
+        (`migrate_plaintext=True`) plaintext sessions are sealed too.
+
+        Args:
+            batch_size: Sessions read per round trip.
+            progress: Called with the report after each batch.
+
+        Returns:
+            What was done: sessions scanned, sealed again, already current, vanished,
+            unreadable (left in place) and conflicts met.
+
+        Raises:
+            InvalidArgumentError: The store has no encryption, or `batch_size` is not >= 1.
+            UnsupportedCapabilityError: The backend has no scans or no compare-and-set.
+            VersionConflictError: One session changed 16 times in a row under it; run again.
+        """
+        call = protection.rotate_keys(self, batch_size=batch_size, progress=progress)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("rotate_keys", call, _rotated)
+
+    async def key_usage(self) -> dict[str | None, int]:
+        """Count this store's sessions under each key id (`None`: not encrypted).
+
+        A walk of the store, O(sessions). An old key whose id is absent here can be retired.
+
+        Raises:
+            UnsupportedCapabilityError: The backend has no scans.
+        """
+        call = protection.key_usage(self)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("key_usage", call, _tallied)
+
+    async def sessions_of(self, owner: str) -> list[str]:
+        """Return the ids of the live sessions written with `owner=owner`.
+
+        Reads only that owner's index (no scan of the store); entries of sessions that expired
+        or were deleted are dropped from the index on the way, once their TTL has passed.
+
+        Raises:
+            InvalidArgumentError: `owner` is not a valid owner (rules of a session id).
+            UnsupportedCapabilityError: The backend keeps no owner index.
+        """
+        check_owner(owner)
+        call = self._need_owners("sessions_of").owned(owner)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("sessions_of", call, _listed)
+
+    async def erase_owner(self, owner: str) -> list[str]:
+        """Delete every session of `owner` (the right to erasure); return the ids deleted.
+
+        Reads only that owner's index; each session is deleted, then its index entry. A
+        session written for the owner while the erasure runs may survive it (it is then
+        still in the index); run it again once the user's sessions have stopped.
+
+        Raises:
+            InvalidArgumentError: `owner` is not a valid owner.
+            UnsupportedCapabilityError: The backend keeps no owner index.
+        """
+        check_owner(owner)
+        call = self._need_owners("erase_owner").erase_owned(owner)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("erase_owner", call, _listed)
+
+    async def rotate_id(self, old_id: str, new_id: str, *, owner: str | None = None) -> bool:
+        """Move a session to a new id, keeping its state and remaining TTL.
+
+        The defence against session fixation: call it when a user logs in. The old id is gone
+        afterwards. Atomic on the memory store and standalone Redis (one script); on Cluster,
+        where the two keys may live on different nodes, it creates `new_id` only if absent,
+        then deletes `old_id` only if unchanged, taking `new_id` back if not: a concurrent
+        write to `old_id` is never lost (it lands before the move, which then fails with
+        `VersionConflictError`, or after it, as a new session under `old_id`), and a crash
+        between the steps leaves the session under both ids, never under none.
+
+        Args:
+            old_id: The session's id now.
+            new_id: Its new id, unused.
+            owner: Index `new_id` under this user (see `sessions_of`); the old id's entry
+                leaves the index by itself.
+
+        Returns:
+            True if moved, False if `old_id` holds no session (nothing changed).
+
+        Raises:
+            InvalidSessionIdError: An id is not valid.
+            InvalidArgumentError: The ids are the same.
+            SessionExistsError: `new_id` holds a session; nothing changed.
+            VersionConflictError: The session changed during the move; nothing moved.
+            UnsupportedCapabilityError: The backend can neither move nor compare-and-set.
+        """
+        check_session_id(old_id)
+        check_session_id(new_id)
+        if old_id == new_id:
+            raise InvalidArgumentError(
+                "rotate_id needs a new_id different from old_id; pass a fresh random id"
+            )
+        call = self._rotate_id(old_id, new_id, owner)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("rotate_id", call, _found)
+
+    async def _rotate_id(self, old_id: str, new_id: str, owner: str | None) -> bool:
+        owning = self._owning("rotate_id(owner=...)", owner)
+        if owning is None:
+            return await protection.rotate_id(self, old_id, new_id)
+        seconds = await self._need_expiry("rotate_id(owner=...)").remaining(old_id)
+        if seconds is None:
+            return False
+        await owning.before([new_id], seconds)
+        moved = await protection.rotate_id(self, old_id, new_id)
+        await owning.after([new_id], seconds)
+        return moved
+
     def _ttl_or_default(self, ttl: TTL | None) -> int:
         return self._default_ttl if ttl is None else ttl_seconds(ttl)
 
@@ -537,7 +785,17 @@ class EncodedSessionStore(SessionStore):
             data = transform.encode(data)
         return data
 
-    def _encode_with_copy(self, state: Mapping[str, Any]) -> tuple[bytes, SessionState]:
+    def _encode_for(self, session_id: str, state: Mapping[str, Any]) -> bytes:
+        """Return the stored bytes of `state`: codec, size limit, transforms, encryption."""
+        if self._plain:
+            return self._encode(state)
+        data = self._codec.encode(state)
+        check_state_size(data, state, self.max_state_bytes)
+        return self._after_codec(session_id, data)
+
+    def _encode_with_copy(
+        self, session_id: str, state: Mapping[str, Any]
+    ) -> tuple[bytes, SessionState]:
         """Return the stored bytes of `state`, and what `load` will return for them."""
         codec = self._codec
         if isinstance(codec, StateCodec):
@@ -545,9 +803,22 @@ class EncodedSessionStore(SessionStore):
         else:
             data = codec.encode(state)
             copy = codec.decode(data)
+        check_state_size(data, state, self.max_state_bytes)
+        return self._after_codec(session_id, data), copy
+
+    def _after_codec(self, session_id: str, data: bytes) -> bytes:
+        # Encryption comes last: it must see compressed bytes, and it binds them to the id.
         for transform in self._transforms:
             data = transform.encode(data)
-        return data, copy
+        if self.encryption is not None:
+            data = self.encryption.seal(data, self._binding, session_id)
+        return data
+
+    def _decode_for(self, session_id: str, data: bytes) -> SessionState:
+        """Return the state of stored bytes: decryption, then transforms and codec."""
+        if self.encryption is not None:
+            data = self.encryption.open(data, self._binding, session_id)
+        return self._decode(data)
 
     def _transformed_decode(self, data: bytes) -> SessionState:
         for transform in reversed(self._transforms):
@@ -563,6 +834,19 @@ class EncodedSessionStore(SessionStore):
         if self._expiry is None:
             raise self._unsupported(method, Capability.EXPIRY)
         return self._expiry
+
+    def _owning(self, method: str, owner: str | None) -> Owning | None:
+        if owner is None:
+            return None
+        check_owner(owner)
+        if not isinstance(self._backend, Owners):
+            raise self._unsupported(method, Capability.OWNERS)
+        return Owning(self._backend, owner)
+
+    def _need_owners(self, method: str) -> Owners:
+        if not isinstance(self._backend, Owners):
+            raise self._unsupported(method, Capability.OWNERS)
+        return self._backend
 
     def _need_scans(self, method: str) -> Scans:
         if self._scans is None:
@@ -650,3 +934,15 @@ def _removed_many(count: int) -> Description:
 
 def _counted(count: int) -> Description:
     return Outcome.OK, 0, 1, count
+
+
+def _listed(ids: list[str]) -> Description:
+    return Outcome.OK, 0, 1, len(ids)
+
+
+def _rotated(report: RotationReport) -> Description:
+    return Outcome.OK, 0, 1, report.scanned
+
+
+def _tallied(counts: dict[str | None, int]) -> Description:
+    return Outcome.OK, 0, 1, sum(counts.values())

@@ -10,9 +10,10 @@ from heapq import heappop, heappush
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
-from ..backend import CompareAndSet, ExpiryControl, Leases, Scans
+from ..backend import CompareAndSet, ExpiryControl, Leases, Owners, Relocation, Scans
 from ..codec import Codec
 from ..contract import DEFAULT_TTL_SECONDS
+from ..encryption import Encryption
 from ..errors import ConfigurationError
 from ..instrumentation import Observer
 from ..store import EncodedSessionStore
@@ -79,7 +80,7 @@ class _Deadlines(Generic[_Value]):
         self.heap.clear()
 
 
-class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans):
+class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation, Owners):
     """Sessions kept as bytes in a dict, with exact expiry and optional LRU eviction.
 
     Safe for any number of tasks on one event loop: no method awaits while it changes the
@@ -105,6 +106,7 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans):
         "_expiry",
         "_lock_expiry",
         "_locks",
+        "_owners",
         "_recency",
         "max_sessions",
     )
@@ -136,14 +138,19 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans):
         # Session id -> (holder's token, deadline); leases nobody released expire like sessions.
         self._locks: dict[str, _Held] = {}
         self._lock_expiry = _Deadlines(self._locks)
+        # Owner -> session id -> deadline, oldest first. No call awaits between indexing and
+        # writing a session, so here the index is exact: erasure takes it whole.
+        self._owners: dict[str, dict[str, float]] = {}
 
     async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         self._put(session_id, data, ttl_seconds)
 
     def _put(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         now = self._clock()
+        self._put_until(session_id, data, now + ttl_seconds, now)
+
+    def _put_until(self, session_id: str, data: bytes, deadline: float, now: float) -> None:
         self._expiry.sweep(now)
-        deadline = now + ttl_seconds
         old = self._entries.get(session_id)
         # Copied to an exact-size object: orjson's bytes keep up to twice their length spare.
         self._entries[session_id] = (bytes(memoryview(data)), deadline)
@@ -204,6 +211,25 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans):
             return False
         await self.remove(session_id)
         return True
+
+    async def replace(self, session_id: str, data: bytes, version: str) -> bool:
+        entry = self._live_entry(session_id)
+        if entry is None or version_of(entry[0]) != version:
+            return False
+        self._entries[session_id] = (bytes(memoryview(data)), entry[1])
+        return True
+
+    async def move(self, old_id: str, new_id: str, data: bytes, version: str) -> str:
+        entry = self._live_entry(old_id)
+        if entry is None:
+            return "missing"
+        if version_of(entry[0]) != version:
+            return "changed"
+        if self._live_entry(new_id) is not None:
+            return "exists"
+        await self.remove(old_id)
+        self._put_until(new_id, data, entry[1], self._clock())
+        return "moved"
 
     async def read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         entry = self._live_entry(session_id)
@@ -281,7 +307,42 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans):
         count = sum(1 for _, deadline in self._entries.values() if deadline > now)
         self._expiry.clear()
         self._lock_expiry.clear()
+        self._owners.clear()
         return count
+
+    async def index_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        now = self._clock()
+        entries = self._owners.setdefault(owner, {})
+        for session_id in session_ids:
+            entries.pop(session_id, None)  # re-inserted last: the dict stays in deadline order
+            entries[session_id] = now + ttl_seconds
+        for other, deadline in list(islice(entries.items(), _SWEEP_BUDGET)):
+            if deadline <= now and self._live_entry(other) is None:
+                del entries[other]
+
+    async def confirm_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        entries = self._owners.setdefault(owner, {})
+        for session_id in session_ids:
+            if session_id not in entries:
+                entries[session_id] = self._clock() + ttl_seconds
+
+    async def owned(self, owner: str) -> list[str]:
+        entries = self._owners.get(owner)
+        if entries is None:
+            return []
+        live = [session_id for session_id in entries if self._live_entry(session_id)]
+        if live:
+            self._owners[owner] = {session_id: entries[session_id] for session_id in live}
+        else:
+            del self._owners[owner]
+        return live
+
+    async def erase_owned(self, owner: str) -> list[str]:
+        entries = self._owners.pop(owner, {})
+        erased = [session_id for session_id in entries if self._live_entry(session_id)]
+        for session_id in erased:
+            await self.remove(session_id)
+        return erased
 
     def _live_entry(self, session_id: str) -> _Entry | None:
         """Return the session's entry, dropping it instead if it has expired."""
@@ -327,6 +388,8 @@ class InMemorySessionStore(EncodedSessionStore):
         codec: Turns states into bytes; default: strict JSON (`StateCodec`).
         transforms: Byte transforms between codec and storage, e.g. `[Compression()]`.
         observers: Receive an event per public call (see `instrumentation`).
+        encryption: Seal every stored value (see `Encryption`).
+        max_state_bytes: Refuse, before writing, a state whose encoding is larger.
 
     Raises:
         ConfigurationError: `max_sessions` is not a positive int or None, or `clock` is not
@@ -345,6 +408,8 @@ class InMemorySessionStore(EncodedSessionStore):
         codec: Codec | None = None,
         transforms: Sequence[Transform] = (),
         observers: Sequence[Observer] = (),
+        encryption: Encryption | None = None,
+        max_state_bytes: int | None = None,
     ) -> None:
         self._memory = MemoryBackend(max_sessions=max_sessions, clock=clock)
         super().__init__(
@@ -353,6 +418,8 @@ class InMemorySessionStore(EncodedSessionStore):
             codec=codec,
             transforms=transforms,
             observers=observers,
+            encryption=encryption,
+            max_state_bytes=max_state_bytes,
         )
 
     def __repr__(self) -> str:

@@ -45,6 +45,7 @@ class Coalescer:
         max_bytes: Bytes of values in one batch at most (a caller's commands are never split).
         wait: Seconds a call may wait in the queue for a free connection.
         busy: Makes the error of a call that waited `wait` seconds in vain.
+        waited: Told how long a call waited for a free connection, and whether in vain.
     """
 
     __slots__ = (
@@ -58,6 +59,7 @@ class Coalescer:
         "_send",
         "_tasks",
         "_wait",
+        "_waited",
     )
 
     def __init__(
@@ -69,6 +71,7 @@ class Coalescer:
         max_bytes: int,
         wait: float,
         busy: Callable[[], Exception],
+        waited: Callable[[float, bool], None] | None = None,
     ) -> None:
         self._send = send
         self._connections = connections
@@ -76,6 +79,7 @@ class Coalescer:
         self._max_bytes = max_bytes
         self._wait = wait
         self._busy = busy
+        self._waited = waited
         self._queues: dict[bool, deque[_Entry]] = {False: deque(), True: deque()}
         self._in_flight = 0
         self._scheduled = False
@@ -85,6 +89,16 @@ class Coalescer:
     def in_flight(self) -> int:
         """Batches being sent or awaiting their replies now."""
         return self._in_flight
+
+    @property
+    def connections(self) -> int:
+        """Batches in flight at most (each on its own connection)."""
+        return self._connections
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for their batch to be sent."""
+        return sum(1 for queue in self._queues.values() for e in queue if not e.future.done())
 
     async def run(self, commands: list[Command], *, once: bool, size: int = 0) -> list[Any]:
         """Send `commands` with those of concurrent calls; return their replies.
@@ -126,6 +140,8 @@ class Coalescer:
             except ValueError:
                 continue
             if not entry.future.done():
+                if self._waited is not None:
+                    self._waited(self._wait, True)
                 entry.future.set_exception(self._busy())
             return
 
@@ -168,7 +184,11 @@ class Coalescer:
                 break
             queue.popleft()
             if entry.timer is not None:
+                # It waited for a free connection (all were busy when it came).
                 entry.timer.cancel()
+                if self._waited is not None:
+                    started = entry.timer.when() - self._wait
+                    self._waited(asyncio.get_running_loop().time() - started, False)
                 entry.timer = None
             batch.append(entry)
             commands += len(entry.commands)

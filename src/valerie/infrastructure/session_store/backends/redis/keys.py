@@ -1,4 +1,6 @@
-"""The key layout in Redis: a session is `prefix + session_id`, its lock adds `LOCK_SUFFIX`.
+"""The key layout in Redis: a session is `prefix + session_id`; its lock and owners aside.
+
+A lock is `prefix + session_id + LOCK_SUFFIX`; an owner's index `prefix + OWNER_INFIX + owner`.
 
 Other services read these keys directly (`GET prefix+id`), so this layout is part of the public
 contract: change nothing here without a migration.
@@ -11,6 +13,17 @@ DEFAULT_PREFIX = "valerie:session:"
 LOCK_SUFFIX = "\x1flock"
 """A session's lock is the key `prefix + session_id + LOCK_SUFFIX`. Ids cannot hold control
 characters, so no session key can ever equal a lock key."""
+
+
+OWNER_INFIX = "\x1fowner\x1f"
+"""An owner's index is the sorted set `prefix + OWNER_INFIX + owner` (members: session ids).
+Ids and owners cannot hold control characters, so it never equals a session or a lock key,
+and scans skip it (`session_id_of`)."""
+
+
+def owner_key(prefix: str, owner: str) -> str:
+    """The key of an owner's index of sessions."""
+    return prefix + OWNER_INFIX + owner
 
 
 def session_key(prefix: str, session_id: str) -> str:

@@ -1,6 +1,7 @@
 """The Lua scripts behind the operations that must be atomic.
 
-Each script touches one key, so it is atomic on standalone Redis and Cluster alike. They are
+Each script touches one key, so it is atomic on standalone Redis and Cluster alike; except
+MOVE, which only one server runs. They are
 sent with EVAL rather than EVALSHA: the server caches the compiled script by its hash anyway,
 and EVAL cannot fail with NOSCRIPT after a restart.
 """
@@ -43,6 +44,28 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 """Delete if the stored bytes hash to ARGV[1] (or nothing is stored): 1, else 0."""
+
+REPLACE = """
+local current = redis.call('GET', KEYS[1])
+if not current or redis.sha1hex(current) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+"""
+"""Replace the value keeping its TTL if the stored bytes hash to ARGV[1]: 1, else 0."""
+
+MOVE = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 'missing' end
+if redis.sha1hex(current) ~= ARGV[1] then return 'changed' end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 'exists' end
+local left = redis.call('PTTL', KEYS[1])
+if left <= 0 then return 'missing' end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', left)
+redis.call('DEL', KEYS[1])
+return 'moved'
+"""
+"""rotate_id on one server: move KEYS[1] (if it hashes to ARGV[1]) to KEYS[2] (if free) as
+ARGV[2], keeping its TTL. Two keys: never used on a cluster, where they may be on two nodes."""
 
 ACQUIRE_LOCK = """
 local holder = redis.call('GET', KEYS[1])

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ...codec import Codec
 from ...contract import DEFAULT_TTL_SECONDS
+from ...encryption import Encryption
 from ...instrumentation import Observer
 from ...store import EncodedSessionStore
 from ...transforms import Transform
@@ -36,6 +37,9 @@ class RedisSessionStore(EncodedSessionStore):
         codec: Turns states into bytes; default: strict JSON (`StateCodec`).
         transforms: Byte transforms between codec and Redis, e.g. `[Compression()]`.
         observers: Receive an event per public call, and per wait for a pooled connection.
+        encryption: Seal every value with AES-256-GCM (see `Encryption`); without it a value
+            is the plain JSON any client can read.
+        max_state_bytes: Refuse, before writing, a state whose encoding is larger.
 
     Raises:
         MissingDependencyError: redis-py is not installed.
@@ -61,6 +65,8 @@ class RedisSessionStore(EncodedSessionStore):
         codec: Codec | None = None,
         transforms: Sequence[Transform] = (),
         observers: Sequence[Observer] = (),
+        encryption: Encryption | None = None,
+        max_state_bytes: int | None = None,
     ) -> None:
         self._redis = RedisBackend(
             redis_url,
@@ -80,6 +86,8 @@ class RedisSessionStore(EncodedSessionStore):
             codec=codec,
             transforms=transforms,
             observers=observers,
+            encryption=encryption,
+            max_state_bytes=max_state_bytes,
         )
 
     def __repr__(self) -> str:

@@ -18,6 +18,9 @@ from ...backend import (
     ConnectionWaitHook,
     ExpiryControl,
     Leases,
+    Owners,
+    PoolUsage,
+    Relocation,
     Scans,
 )
 from ...errors import ConfigurationError, MissingDependencyError
@@ -25,6 +28,7 @@ from ...inspection import SessionInfo
 from ...validation import check_prefix
 from . import scripts
 from .keys import DEFAULT_PREFIX, LOCK_SUFFIX, lock_key, scan_pattern, session_id_of, session_key
+from .owners import RedisOwnerIndex
 from .urls import RedisTarget, mask_url, parse_redis_url
 
 if TYPE_CHECKING:
@@ -42,7 +46,7 @@ _SCAN_MEMORY = 10_000
 """Keys a walk of the store remembers, to drop the repeats SCAN may return (about 2 MB)."""
 
 
-class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
+class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocation, Owners):
     """The Redis backend: sessions shared by every process that uses the same URL and prefix.
 
     A session is the string key `prefix + session_id` holding the state as compact UTF-8 JSON,
@@ -81,8 +85,8 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
         prefix: Starts every key of this store; stores with different prefixes never meet.
         timeout: Seconds a connection attempt or a command may take.
         retries: Further attempts after a connection error or timeout.
-        max_connections: Calls this store runs at once, and connections it opens at most; a
-            call that finds them all busy waits up to `timeout` for one.
+        max_connections: Connections this store opens at most (pipelined calls share at
+            most 8 of them); a call that finds them all busy waits up to `timeout` for one.
         pipelining: Send the commands that concurrent calls issue in one step of the event
             loop together, as one pipeline, on at most 8 connections per server (standalone
             and Sentinel; a Cluster routes as before). Each call still gets its own reply or
@@ -248,6 +252,30 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
     async def ping(self) -> dict[str, Any]:
         return await self._transport.describe()
 
+    def pool_usage(self) -> PoolUsage | None:
+        """This event loop's pool: connections held by calls, open and free, calls waiting.
+
+        Open connections are counted as the most ever held at once (the pool opens one only
+        when none is free, and keeps it); `None` before the first call.
+        """
+        return self._transport.usage()
+
+    async def server_info(self) -> dict[str, str]:
+        """The fields of the server's `INFO memory` and `INFO stats`, for the telemetry sampler.
+
+        Raises:
+            AccessDeniedError: the server refuses `INFO` (an ACL without `+info`).
+            BackendUnavailableError: the server cannot be reached.
+        """
+        from ...telemetry.redis_info import parse_info
+
+        replies = await self._run([("INFO", "memory"), ("INFO", "stats")])
+        fields: dict[str, str] = {}
+        for reply in replies:
+            text = reply.decode() if isinstance(reply, bytes) else str(reply)
+            fields.update(parse_info(text))
+        return fields
+
     async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         await self._execute(
             "SET", session_key(self.prefix, session_id), data, "EX", ttl_seconds, write=True
@@ -301,6 +329,39 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches):
             recent[session_id] = data
             if len(recent) > self.update_cache_size:
                 recent.popitem(last=False)
+
+    async def replace(self, session_id: str, data: bytes, version: str) -> bool:
+        self._recent.pop(session_id, None)
+        key = session_key(self.prefix, session_id)
+        return bool(await self._script(scripts.REPLACE, key, version, data))
+
+    async def move(self, old_id: str, new_id: str, data: bytes, version: str) -> str:
+        self._recent.pop(old_id, None)
+        if self._on_cluster():
+            return "unsupported"
+        keys = (session_key(self.prefix, old_id), session_key(self.prefix, new_id))
+        reply = await self._execute(
+            "EVAL", scripts.MOVE, 2, *keys, version, data, retry=False, write=True
+        )
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+    async def index_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        await RedisOwnerIndex(self).index(owner, session_ids, ttl_seconds)
+
+    async def confirm_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
+        await RedisOwnerIndex(self).confirm(owner, session_ids, ttl_seconds)
+
+    async def owned(self, owner: str) -> list[str]:
+        return await RedisOwnerIndex(self).owned(owner)
+
+    async def erase_owned(self, owner: str) -> list[str]:
+        return await RedisOwnerIndex(self).erase(owner)
+
+    def _on_cluster(self) -> bool:
+        """Whether the store talks to a Redis Cluster (keys of one call may be on two nodes)."""
+        from .transport import is_cluster
+
+        return is_cluster(self._connection())
 
     async def read_and_touch(self, session_id: str, ttl_seconds: int) -> bytes | None:
         data: bytes | None = await self._execute(

@@ -9,6 +9,8 @@ redis-py upgrade that changes one fails there by name. What it adds to redis-py'
   more than `LARGE_WRITE` bytes are sent once, never retried.
 - `min_replicas`: a WAIT follows each write on the same connection (WAIT counts the writes sent
   before it on its connection); on a cluster such writes go to each slot's primary directly.
+- Automatic pipelining (`coalescing.py`): the commands of concurrent calls share pipelines
+  on at most `PIPELINE_CONNECTIONS` connections, on one server.
 - A budget of connections per store and event loop, a bounded wait for one, and a close that
   never closes a client under a running call.
 """
@@ -16,9 +18,10 @@ redis-py upgrade that changes one fails there by name. What it adds to redis-py'
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeGuard, TypeVar, cast
+from typing import Any, NoReturn, TypeGuard, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -29,14 +32,24 @@ from redis.exceptions import ClusterError, MovedError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ...backend import ConnectionWaitHook
-from ...errors import SessionStoreError
+from ...backend import ConnectionWaitHook, PoolUsage
+from ...errors import BackendError, BackendUnavailableError, SessionStoreError
 from .coalescing import Coalescer
-from .failures import Place, access_denial, connections_busy, not_replicated, raise_translated
+from .failures import (
+    Place,
+    access_denial,
+    connections_busy,
+    not_replicated,
+    translate,
+)
 from .topology import RedisClient, build_client, sentinel_clients
 from .urls import RedisTarget
 
 T = TypeVar("T")
+
+logger = logging.getLogger("valerie.session_store.redis")
+"""Gave-up calls at WARNING, the server answering again and cluster slot moves at INFO,
+retries at DEBUG; never a secret, an id or a state."""
 
 LARGE_WRITE = 1 << 20
 """A write carrying more bytes than this (one state, or a batch's states together) is sent
@@ -71,6 +84,7 @@ class RedisTransport:
 
     __slots__ = (
         "_connections",
+        "_failing",
         "_injected",
         "_target",
         "max_connections",
@@ -101,6 +115,7 @@ class RedisTransport:
         self.replica_timeout = replica_timeout
         self._connections: _Connections | None = None
         self.wait_hook: ConnectionWaitHook | None = None
+        self._failing = False  # a call gave up on the server: say when it answers again
 
     def client(self) -> RedisClient:
         """Return the client of the running event loop, built on first use."""
@@ -152,38 +167,78 @@ class RedisTransport:
         wait = self._wait_command() if write else None
         size = _payload(commands) if write else 0
         large = size if size > LARGE_WRITE else 0
-        connections = await self._enter()
+        connections = self._connections_now()
         cluster = connections.cluster
         once = not retry or bool(large) or (wait is not None and cluster)
         name = str(commands[0][0])
         acknowledged: int | Exception | None = None
+        coalescer = connections.coalescer
         try:
-            coalescer = connections.coalescer
             if coalescer is not None and wait is None and not large:
-                replies = await coalescer.run(commands, once=once, size=size)
-            elif cluster:
-                replies, acknowledged = await self._run_on_cluster(
-                    cast("RedisCluster", connections.client), commands, wait, once
-                )
+                # Pipelined: the coalescer bounds the connections, and how long a call
+                # waits for one; counted so that close() leaves the client to the last call.
+                connections.calls += 1
+                try:
+                    replies = await coalescer.run(commands, once=once, size=size)
+                finally:
+                    if connections.uncount():
+                        await close_client(connections.client)
             else:
-                replies, acknowledged = await self._run_on_pool(
-                    cast("Redis", connections.client), commands, wait, once
-                )
+                await self._enter(connections)
+                try:
+                    if cluster:
+                        replies, acknowledged = await self._run_on_cluster(
+                            cast("RedisCluster", connections.client), commands, wait, once
+                        )
+                    else:
+                        replies, acknowledged = await self._run_on_pool(
+                            cast("Redis", connections.client), commands, wait, once
+                        )
+                finally:
+                    if self._leave(connections):
+                        await close_client(connections.client)
         except SessionStoreError:
             raise
         except Exception as error:
-            raise_translated(error, name, self.place, once=once, large=large)
-        finally:
-            if self._leave(connections):
-                await close_client(connections.client)
+            self._give_up(error, name, once=once, large=large)
         for reply in replies:
             if isinstance(reply, Exception):
-                raise_translated(reply, name, self.place, once=once, large=large)
+                self._give_up(reply, name, once=once, large=large)
         if isinstance(acknowledged, Exception):
-            raise_translated(acknowledged, "WAIT", self.place, once=once, large=large)
+            self._give_up(acknowledged, "WAIT", once=once, large=large)
         if isinstance(acknowledged, int) and acknowledged < self.min_replicas:
             raise not_replicated(acknowledged, self.min_replicas, self.replica_timeout)
+        if self._failing:
+            self._failing = False
+            logger.info("%s answers again", self.place.where)
         return replies
+
+    def _give_up(self, error: Exception, name: str, *, once: bool, large: int) -> NoReturn:
+        """Raise the store's error for `error`, and log it at WARNING.
+
+        Its message is the error's own: URLs masked, never an id, a state or a secret. The
+        sampler's INFO is left to the sampler, which says once that INFO is refused.
+        """
+        translated = translate(error, name, self.place, once=once, large=large)
+        if isinstance(translated, BackendError) and name != "INFO":
+            logger.warning("%s gave up: %s", name, translated)
+            self._failing = self._failing or isinstance(translated, BackendUnavailableError)
+        if translated is error:
+            raise error
+        raise translated from error
+
+    def usage(self) -> PoolUsage | None:
+        """This loop's pool now; see `RedisBackend.pool_usage`. None before the first call."""
+        connections = self._connections
+        if connections is None:
+            return None
+        coalescer = connections.coalescer
+        return PoolUsage(
+            max=self.max_connections if coalescer is None else coalescer.connections,
+            used=connections.held,
+            idle=connections.opened - connections.held,
+            pending=connections.waiting + (0 if coalescer is None else coalescer.queued),
+        )
 
     async def scan(self, pattern: str, count: int) -> AsyncIterator[list[bytes]]:
         """Yield the pages of keys that SCAN finds for `pattern`, on every primary.
@@ -221,7 +276,7 @@ class RedisTransport:
             client = cast("RedisCluster", connections.client)
             reply = await client.execute_command(*command, target_nodes=node)
         except Exception as error:
-            raise_translated(error, "SCAN", self.place)
+            self._give_up(error, "SCAN", once=False, large=0)
         finally:
             if self._leave(connections):
                 await close_client(connections.client)
@@ -261,10 +316,13 @@ class RedisTransport:
             # Counted as a call: close() must not close the client under a batch whose
             # callers were cancelled.
             connections.calls += 1
+            connections.held += 1  # a batch holds one connection (the pool's metrics)
+            connections.opened = max(connections.opened, connections.held)
             try:
                 replies, _ = await self._run_on_pool(client, commands, None, once)
                 return replies
             finally:
+                connections.held -= 1
                 if connections.uncount():
                     await close_client(client)
 
@@ -277,7 +335,13 @@ class RedisTransport:
             busy=lambda: connections_busy(
                 self.place, min(PIPELINE_CONNECTIONS, self.max_connections)
             ),
+            waited=self._report_wait,
         )
+
+    def _report_wait(self, seconds: float, timed_out: bool) -> None:
+        hook = self.wait_hook
+        if hook is not None:
+            hook(seconds, timed_out)
 
     async def _enter(self, connections: _Connections | None = None) -> _Connections:
         """Count a call on this loop's client (or `connections`), and take a connection slot.
@@ -289,19 +353,23 @@ class RedisTransport:
         # about to use it.
         connections.calls += 1
         try:
-            await self._take_slot(connections.budget)
+            await self._take_slot(connections)
         except BaseException:
             if connections.uncount():
                 await close_client(connections.client)
             raise
+        connections.held += 1
+        connections.opened = max(connections.opened, connections.held)
         return connections
 
     def _leave(self, connections: _Connections) -> bool:
         """Give back what `_enter` took; return whether the client must now be closed."""
+        connections.held -= 1
         connections.budget.release()
         return connections.uncount()
 
-    async def _take_slot(self, slots: asyncio.Semaphore) -> None:
+    async def _take_slot(self, connections: _Connections) -> None:
+        slots = connections.budget
         if not slots.locked():
             await slots.acquire()
             return
@@ -309,6 +377,7 @@ class RedisTransport:
         # (asyncio.timeout, unlike wait_for, never swallows a cancellation.)
         hook = self.wait_hook  # observers attached: report the wait
         started = time.perf_counter() if hook is not None else 0.0
+        connections.waiting += 1
         try:
             async with asyncio.timeout(self.place.timeout):
                 await slots.acquire()
@@ -316,6 +385,8 @@ class RedisTransport:
             if hook is not None:
                 hook(time.perf_counter() - started, True)
             raise connections_busy(self.place, self.max_connections) from None
+        finally:
+            connections.waiting -= 1
         if hook is not None:
             hook(time.perf_counter() - started, False)
 
@@ -342,9 +413,19 @@ class RedisTransport:
         try:
             if once:
                 return await round_trips(connection, commands, wait, wait_timeout)
+            command = str(commands[0][0])
+
+            async def before_retry(error: Exception) -> None:
+                logger.debug(
+                    "%s to %s failed (%s); retrying on a new connection",
+                    command,
+                    self.place.where,
+                    type(error).__name__,
+                )
+                await connection.disconnect()
+
             done: tuple[list[Any], int | Exception | None] = await connection.retry.call_with_retry(
-                lambda: round_trips(connection, commands, wait, wait_timeout),
-                lambda _: connection.disconnect(),
+                lambda: round_trips(connection, commands, wait, wait_timeout), before_retry
             )
             return done
         finally:
@@ -404,12 +485,22 @@ class RedisTransport:
                     node_replies, node_acknowledged = await _on_node(
                         node, [commands[i] for i in indexes], wait, self._wait_timeout(None)
                     )
-                except (RedisConnectionError, RedisTimeoutError, OSError):
+                except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+                    logger.info(
+                        "%s from a cluster node: the slot map will be read again",
+                        type(error).__name__,
+                    )
                     forget_slots(client)
                     raise
                 moved = 0
                 for index, reply in zip(indexes, node_replies, strict=True):
                     if isinstance(reply, MovedError):
+                        logger.info(
+                            "slot %s moved to %s:%s (a failover or a resharding)",
+                            reply.slot_id,
+                            reply.host,
+                            reply.port,
+                        )
                         await learn_moved(client, reply)
                         pending.append(index)
                         moved += 1
@@ -439,7 +530,18 @@ class _Connections:
     `close()` retires it: it is closed at once if no call is running, else by the last one.
     """
 
-    __slots__ = ("budget", "calls", "client", "cluster", "coalescer", "loop", "retired")
+    __slots__ = (
+        "budget",
+        "calls",
+        "client",
+        "cluster",
+        "coalescer",
+        "held",
+        "loop",
+        "opened",
+        "retired",
+        "waiting",
+    )
 
     def __init__(
         self, client: RedisClient, loop: asyncio.AbstractEventLoop, max_connections: int
@@ -451,6 +553,11 @@ class _Connections:
         self.calls = 0
         self.retired = False
         self.coalescer: Coalescer | None = None
+        # For the pool's metrics: slots held by calls, the most ever held at once (the pool
+        # opens a connection only when none is free, and keeps it), calls waiting.
+        self.held = 0
+        self.opened = 0
+        self.waiting = 0
 
     def uncount(self) -> bool:
         """Count a call out; return whether the client must now be closed."""

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 from redis.asyncio import Redis
 
-from tests.fault_proxy import FaultProxy, command_named, script
-from tests.redis_deployments import command_calls
-from tests.redis_server import RedisServer
+from tests.support.fault_proxy import FaultProxy, command_named, script
+from tests.support.redis_server import RedisServer
+from tests.support.resp import command_calls
 from valerie.infrastructure import (
     BackendUnavailableError,
     ConfigurationError,
@@ -23,6 +23,8 @@ from valerie.infrastructure import (
     RedisSessionStore,
 )
 from valerie.infrastructure.session_store.backends.redis.scripts import SWAP
+
+pytestmark = pytest.mark.redis
 
 TIMEOUT = 0.5
 RETRIES = 1
