@@ -64,7 +64,7 @@ def test_a_healthy_server_passes_every_check_within_two_seconds(
     assert set(statuses(result).values()) == {"pass"}
     assert list(statuses(result)) == [
         "reachable", "version", "latency", "eviction-policy", "memory-headroom", "evictions",
-        "persistence", "permissions", "replication", "ttl", "prefix",
+        "persistence", "permissions", "replication", "ttl", "prefix", "encryption",
     ]  # fmt: skip
     assert result.json()["status"] == "pass"
     assert result.json()["seconds"] < 2
@@ -231,7 +231,9 @@ def test_a_prefix_without_a_separator_warns(cli: Cli, healthy_server: RedisServe
 def test_an_unreachable_server_fails_fast(cli: Cli) -> None:
     """Nothing listening: reachable FAIL with what to check, exit code 2, within 2 s."""
     result = cli("doctor", "--json", "--url", f"redis://127.0.0.1:{free_port()}/0")
-    assert statuses(result) == {"reachable": "fail", "ttl": "pass", "prefix": "pass"}
+    assert statuses(result) == {
+        "reachable": "fail", "ttl": "pass", "prefix": "pass", "encryption": "pass"
+    }  # fmt: skip
     assert "check the URL" in messages(result)["reachable"]
     assert result.code == ExitCode.FAILURES
     assert result.json()["seconds"] < 2

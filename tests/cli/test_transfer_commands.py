@@ -215,7 +215,12 @@ def test_an_interrupted_import_exits_130_and_keeps_what_it_did(
     assert process.stdin is not None
     process.stdin.write(b'{"id":"a","ttl_ms":null,"expires_at":null,"state":{}}\n')
     process.stdin.flush()
-    time.sleep(2)  # the script is up and waiting for more lines
+    # Interrupt only once the script waits for more lines (reads its stdin pipe), so that
+    # the test does not depend on how long Python takes to start on a loaded machine.
+    wchan = Path(f"/proc/{process.pid}/wchan")
+    deadline = time.monotonic() + 60
+    while "pipe" not in wchan.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == ExitCode.INTERRUPTED

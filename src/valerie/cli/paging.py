@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import TypeVar
 
 from valerie.infrastructure import CorruptedSessionError, SessionStore
@@ -31,13 +32,17 @@ class Unreadable:
 
 
 async def described(
-    store: SessionStore, match: str | None, limit: int | None = None
+    store: SessionStore,
+    match: str | None,
+    limit: int | None = None,
+    owner: str | None = None,
 ) -> AsyncIterator[list[tuple[str, SessionInfo | Unreadable]]]:
     """Pages of (id, size and TTL) of the store's sessions: streamed, one page in memory.
 
-    Sessions that vanish during the walk are left out.
+    With `owner`, only that owner's sessions, from its index (no walk of the store). Sessions
+    that vanish during the walk are left out.
     """
-    ids = store.iter_ids(match)
+    ids = store.iter_ids(match) if owner is None else _owned(store, owner, match)
     seen = 0
     while limit is None or seen < limit:
         want = PAGE if limit is None else min(PAGE, limit - seen)
@@ -81,6 +86,12 @@ def unreadable_failure(count: int) -> CommandFailure:
         "`rm ID` deletes it",
         ExitCode.DATA,
     )
+
+
+async def _owned(store: SessionStore, owner: str, match: str | None) -> AsyncIterator[str]:
+    for session_id in await store.sessions_of(owner):
+        if match is None or fnmatchcase(session_id, match):
+            yield session_id
 
 
 async def take(ids: AsyncIterator[str], count: int) -> AsyncIterator[str]:

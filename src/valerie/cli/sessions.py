@@ -23,11 +23,15 @@ MISSING = "no such session (it does not exist, or has expired)"
 @click.command("ls")
 @click.option("--match", metavar="GLOB", help="Only ids matching this pattern (* ? [abc]).")
 @click.option("--limit", type=click.IntRange(min=1), metavar="N", help="Stop after N sessions.")
+@click.option(
+    "--owner", metavar="USER", help="Only the sessions saved with owner=USER (from its index)."
+)
 @json_option
 @store_options
 def ls(
     match: str | None,
     limit: int | None,
+    owner: str | None,
     as_json: bool,
     url: str | None,
     prefix: str | None,
@@ -42,7 +46,7 @@ def ls(
         async with open_store(target) as store:
             if not as_json:
                 console.print(f"[bold]{'TTL':>10}  {'SIZE':>10}  ID[/bold]")
-            async for page in described(store, match, limit):
+            async for page in described(store, match, limit, owner):
                 for session_id, info in page:
                     if isinstance(info, Unreadable):
                         unreadable += 1

@@ -21,6 +21,8 @@ TTL_EDGES = (60_000, 600_000, 3_600_000, 21_600_000, 86_400_000, 604_800_000)
 """Upper bounds (milliseconds left, inclusive) of the TTL buckets; a last one holds the rest."""
 
 LARGEST = 5
+PLAINTEXT = "(plaintext)"
+"""How `stats` names the sessions stored without encryption, beside the key ids."""
 BAR_WIDTH = 40
 
 
@@ -60,6 +62,7 @@ class Statistics:
     total: int = 0
     never_expire: int = 0
     unreadable: int = 0
+    key_ids: dict[str, int] | None = None  # sessions per encryption key id, when encrypted
     largest: list[tuple[int, str]] = field(default_factory=list)  # a min-heap of (size, id)
     sizes: Histogram = field(
         default_factory=lambda: Histogram(SIZE_EDGES, _labels(SIZE_EDGES, human_size))
@@ -92,6 +95,7 @@ class Statistics:
             "ttls": self.ttls.as_json(),
             "without_expiry": self.never_expire,
             "unreadable": self.unreadable,
+            "key_ids": self.key_ids,
         }
 
 
@@ -125,6 +129,9 @@ def stats(
                         gathered.unreadable += 1
                     else:
                         gathered.add(session_id, info.size, info.ttl_ms)
+            if target.settings.encryption is not None:
+                usage = await store.key_usage()
+                gathered.key_ids = {PLAINTEXT if k is None else k: n for k, n in usage.items()}
 
     run(main())
     if as_json:
@@ -148,6 +155,9 @@ def _draw(gathered: Statistics) -> None:
             for size, session_id in sorted(gathered.largest, reverse=True)
         )
         console.print(f"largest: {largest}", markup=False)
+    if gathered.key_ids is not None:
+        by_key = ", ".join(f"{key_id} {count}" for key_id, count in gathered.key_ids.items())
+        console.print(f"by encryption key id (the whole store): {by_key}", markup=False)
     for line in [*_chart("Size", gathered.sizes), *_chart("TTL left", gathered.ttls)]:
         console.print(line)
     if gathered.never_expire:

@@ -35,6 +35,31 @@ def check_prefix(settings: SessionStoreSettings) -> Finding:
     )
 
 
+def check_encryption(settings: SessionStoreSettings) -> Finding:
+    """Encryption keys: which one encrypts, which only decrypt.
+
+    A malformed key never gets this far: the settings refuse it (exit code 4).
+    """
+    encryption = settings.encryption
+    if encryption is None:
+        return passed(
+            "encryption",
+            "not encrypted: sessions are stored in clear; set "
+            "VALERIE_SESSION_ENCRYPTION_KEYS to encrypt them",
+        )
+    key_ids = encryption.keyring.key_ids
+    shown = f"{len(key_ids)} keys, {key_ids[0]!r} encrypts" + (
+        f", {', '.join(map(repr, key_ids[1:]))} only decrypt" if len(key_ids) > 1 else ""
+    )
+    if encryption.migrate_plaintext:
+        return warned(
+            "encryption",
+            f"{shown}; migration mode reads plaintext sessions: turn "
+            "it off once rotate_keys() has sealed them all",
+        )
+    return passed("encryption", shown)
+
+
 def configuration_checks(settings: SessionStoreSettings) -> list[Finding]:
-    """Every configuration check (encryption keys join here once the store has them)."""
-    return [check_ttl(settings), check_prefix(settings)]
+    """Every configuration check."""
+    return [check_ttl(settings), check_prefix(settings), check_encryption(settings)]

@@ -558,7 +558,9 @@ class EncodedSessionStore(SessionStore):
         expiry = self._need_expiry("load_many_with_ttl")
         found = await expiry.read_many_with_ttl(ids) if ids else []
         states = {
-            session_id: None if item is None else TimedState(self._decode(item[0]), item[1])
+            session_id: None
+            if item is None
+            else TimedState(self._decode_for(session_id, item[0]), item[1])
             for session_id, item in zip(ids, found, strict=True)
         }
         return states, sum(len(item[0]) for item in found if item is not None)
