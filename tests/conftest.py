@@ -14,12 +14,8 @@ from collections.abc import AsyncIterator, Generator, Iterator
 import pytest
 
 import tests.support.properties  # noqa: F401  (registers the `mutation` Hypothesis profile)
-from tests.support.backends import BACKENDS as BACKENDS
 from tests.support.backends import backend_params, open_store, skip_unless_every_deployment
-from tests.support.backends import backend_url as backend_url
-from tests.support.children import python_env as python_env
 from tests.support.cluster import ClusterDeployment
-from tests.support.properties import examples as examples
 from tests.support.redis_server import (
     INSTALL_HINT,
     RedisServer,
@@ -29,9 +25,6 @@ from tests.support.redis_server import (
 from tests.support.sentinel import SentinelDeployment
 from tests.support.tls import TlsRedisServer
 from valerie.infrastructure import EncodedSessionStore, RedisSessionStore
-
-# Transitional: `X as X` above re-exports BACKENDS, backend_url, python_env and examples for the
-# branches written before `tests.support`, which import them from here (import from there).
 
 # The fixtures that start a redis-server: a test using any of them gets the `redis` marker.
 REDIS_FIXTURES = frozenset(
