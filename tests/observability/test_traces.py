@@ -10,11 +10,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.observability.readings import Telemetry
 from tests.observability.stores import OPERATIONS, Store, every_operation, observed_store
+from tests.support.backends import backend_params
 from valerie.infrastructure import VersionConflictError
 from valerie.infrastructure.session_store.telemetry import names
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=backend_params(("memory", "redis")))  # "redis" marked `redis`
 async def store(request: pytest.FixtureRequest, telemetry: Telemetry) -> AsyncIterator[Store]:
     server = request.getfixturevalue("redis_server") if request.param == "redis" else None
     async with observed_store(request.param, telemetry, server, f"span-{uuid.uuid4()}:") as made:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.support.backends import backend_params, backend_url
+from tests.support.redis_server import RedisServer
 from valerie.infrastructure import (
     EncodedSessionStore,
     MemoryBackend,
@@ -82,8 +83,10 @@ async def backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
 
 
 @pytest.fixture
-async def redis_backend(request: pytest.FixtureRequest) -> AsyncIterator[Backend]:
-    """One Redis server."""
+async def redis_backend(
+    request: pytest.FixtureRequest, redis_server: RedisServer
+) -> AsyncIterator[Backend]:
+    """One Redis server (`redis_server`, named so that the test is marked `redis`)."""
     opened = Backend("redis", backend_url(request, "redis"))
     yield opened
     for store in opened.opened:
