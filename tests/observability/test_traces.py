@@ -10,7 +10,6 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.observability.readings import Telemetry
 from tests.observability.stores import OPERATIONS, Store, every_operation, observed_store
-from tests.support.backends import backend_params
 from valerie.infrastructure import VersionConflictError
 from valerie.infrastructure.session_store.telemetry import names
 

@@ -3,8 +3,8 @@
 Importing this package does not import `redis`; the client is built on first use.
 """
 
+from .backend import DEFAULT_PREFIX, DEFAULT_REDIS_URL, LOCK_SUFFIX, RedisBackend
 from .session_store import RedisSessionStore
-from .store import DEFAULT_PREFIX, DEFAULT_REDIS_URL, LOCK_SUFFIX, RedisBackend
 
 __all__ = [
     "DEFAULT_PREFIX",

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from .keys import owner_key, session_key
 
 if TYPE_CHECKING:
-    from .store import RedisBackend
+    from .backend import RedisBackend
 
 GRACE_MS = 60_000
 """How long after its deadline an entry is kept at least: more than the clock skew between

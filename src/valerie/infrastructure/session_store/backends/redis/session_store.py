@@ -12,7 +12,7 @@ from ...instrumentation import Observer
 from ...store import EncodedSessionStore
 from ...transforms import Transform
 from ...validation import TTL
-from .store import DEFAULT_PREFIX, RedisBackend
+from .backend import DEFAULT_PREFIX, RedisBackend
 
 if TYPE_CHECKING:
     from .topology import RedisClient
