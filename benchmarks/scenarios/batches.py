@@ -22,11 +22,10 @@ from benchmarks.harness import (
     timed_calls,
 )
 from benchmarks.report import ratio, spread
-from benchmarks.workload import SESSION_COUNT, TTL_SECONDS, State, session_ids
+from benchmarks.scenarios.valerie_pair import closing, valerie_stores
+from benchmarks.workload import SESSION_COUNT, State, session_ids
 from valerie.infrastructure.session_store import (
     EncodedSessionStore,
-    InMemorySessionStore,
-    RedisSessionStore,
 )
 
 NAME = "batches"
@@ -85,12 +84,7 @@ async def run(context: Context) -> Section:
     """Measure each batch call and its single calls, interleaved, in batches per second."""
     mode = context.mode
     server = context.servers.standalone()
-    stores: dict[str, EncodedSessionStore] = {
-        VALERIE_REDIS: RedisSessionStore(
-            server.url, prefix="bench:batches:", default_ttl=TTL_SECONDS
-        ),
-        VALERIE_MEMORY: InMemorySessionStore(default_ttl=TTL_SECONDS),
-    }
+    stores = valerie_stores(server.url, "bench:batches:")
     batches = make_batches(context.state)
     groups: list[dict[Cell, PieceRunner]] = [
         {
@@ -100,12 +94,9 @@ async def run(context: Context) -> Section:
         for name, store in stores.items()
         for pair in PAIRS
     ]
-    try:
+    async with closing(stores.values()):
         await prepare_batches(stores.values(), batches)
         samples = await measure_rounds(groups, mode, mode.batch_slice_seconds, NAME)
-    finally:
-        for store in stores.values():
-            await store.close()
     singles_of = {batch: singles for batch, singles in PAIRS}
     cells = summarize(
         samples,

@@ -9,7 +9,6 @@ at most 15% slower at 64 tasks on Redis, i.e. an encrypted / plaintext ratio of 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
 from functools import partial
 
 from benchmarks import report
@@ -25,14 +24,12 @@ from benchmarks.harness import (
     summarize,
     timed_calls,
 )
-from benchmarks.workload import TTL_SECONDS, State, session_ids
+from benchmarks.scenarios.valerie_pair import closing, operation, seed, valerie_stores, versus_plain
+from benchmarks.workload import session_ids
 from valerie.infrastructure.session_store import (
-    EncodedSessionStore,
     Encryption,
     EncryptionKey,
-    InMemorySessionStore,
     Keyring,
-    RedisSessionStore,
 )
 
 NAME = "encryption"
@@ -43,39 +40,14 @@ STORES = (VALERIE_REDIS, VALERIE_REDIS + ENCRYPTED, VALERIE_MEMORY, VALERIE_MEMO
 RATIO_LABEL = "vs plaintext"
 
 
-def operation(
-    store: EncodedSessionStore, kind: str, state: State
-) -> Callable[[str], Awaitable[None]]:
-    """Return the call that one `kind` operation makes on one session id."""
-    if kind == "save":
-
-        async def save(session_id: str) -> None:
-            await store.save(session_id, state)
-
-        return save
-
-    async def load(session_id: str) -> None:
-        await store.load(session_id)
-
-    return load
-
-
 async def run(context: Context) -> Section:
     """Measure plaintext and encrypted save and load, interleaved, on both valerie stores."""
     mode, state = context.mode, context.state
     server = context.servers.standalone()
     encryption = Encryption(Keyring([EncryptionKey("bench", os.urandom(32))]))
-    stores: dict[str, EncodedSessionStore] = {
-        VALERIE_REDIS: RedisSessionStore(
-            server.url, prefix="bench:plain:", default_ttl=TTL_SECONDS
-        ),
-        VALERIE_REDIS + ENCRYPTED: RedisSessionStore(
-            server.url, prefix="bench:sealed:", default_ttl=TTL_SECONDS, encryption=encryption
-        ),
-        VALERIE_MEMORY: InMemorySessionStore(default_ttl=TTL_SECONDS),
-        VALERIE_MEMORY + ENCRYPTED: InMemorySessionStore(
-            default_ttl=TTL_SECONDS, encryption=encryption
-        ),
+    stores = {
+        **valerie_stores(server.url, "bench:plain:"),
+        **valerie_stores(server.url, "bench:sealed:", ENCRYPTED, encryption=encryption),
     }
     ids = session_ids()
     groups: list[dict[Cell, PieceRunner]] = [
@@ -88,23 +60,10 @@ async def run(context: Context) -> Section:
         for kind in OPERATIONS
         for tasks in CONCURRENCIES
     ]
-    try:
-        for store in stores.values():
-            await store.save_many({session: state for session in ids})
+    async with closing(stores.values(), clear=True):
+        await seed(stores.values(), ids, state)
         samples = await measure_rounds(groups, mode, mode.slice_seconds, NAME)
-    finally:
-        for store in stores.values():
-            await store.clear()
-            await store.close()
-    cells = summarize(
-        samples,
-        "ops/s",
-        lambda cell: (
-            {RATIO_LABEL: Cell(cell.contestant.removesuffix(ENCRYPTED), cell.operation, cell.tasks)}
-            if cell.contestant.endswith(ENCRYPTED)
-            else {}
-        ),
-    )
+    cells = summarize(samples, "ops/s", versus_plain(ENCRYPTED, RATIO_LABEL))
     rows: list[tuple[str, ...]] = []
     for name in STORES:
         for kind in OPERATIONS:

@@ -25,12 +25,11 @@ from benchmarks.harness import (
     summarize,
     timed_calls,
 )
-from benchmarks.workload import TTL_SECONDS, State, session_ids
+from benchmarks.scenarios.valerie_pair import closing, seed, valerie_stores
+from benchmarks.workload import State, session_ids
 from valerie.infrastructure.session_store import (
     EncodedSessionStore,
-    InMemorySessionStore,
     Observer,
-    RedisSessionStore,
 )
 
 NAME = "observers"
@@ -64,12 +63,9 @@ async def run(context: Context) -> Section:
     stores: dict[tuple[str, str], EncodedSessionStore] = {}
     for way in WAYS:
         observers = [Observer()] if way == "no-op observer" else []
-        stores[VALERIE_REDIS, way] = RedisSessionStore(
-            server.url, prefix="bench:observers:", default_ttl=TTL_SECONDS, observers=observers
-        )
-        stores[VALERIE_MEMORY, way] = InMemorySessionStore(
-            default_ttl=TTL_SECONDS, observers=observers
-        )
+        pair = valerie_stores(server.url, "bench:observers:", observers=partial(list, observers))
+        for name, store in pair.items():
+            stores[name, way] = store
     ids = session_ids()
     groups: list[dict[Cell, PieceRunner]] = [
         {
@@ -82,13 +78,9 @@ async def run(context: Context) -> Section:
         for operation in OPERATIONS
         for tasks in CONCURRENCIES
     ]
-    try:
-        for store in stores.values():
-            await store.save_many(dict.fromkeys(ids, state))
+    async with closing(stores.values()):
+        await seed(stores.values(), ids, state)
         samples = await measure_rounds(groups, mode, mode.update_slice_seconds, NAME)
-    finally:
-        for store in stores.values():
-            await store.close()
     cells = summarize(
         samples,
         "ops/s",

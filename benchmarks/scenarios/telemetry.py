@@ -10,7 +10,7 @@ store's rate in the same round.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 
 from opentelemetry.sdk.metrics import MeterProvider
@@ -32,13 +32,8 @@ from benchmarks.harness import (
     summarize,
     timed_calls,
 )
-from benchmarks.workload import TTL_SECONDS, State, session_ids
-from valerie.infrastructure.session_store import (
-    EncodedSessionStore,
-    InMemorySessionStore,
-    RedisSessionStore,
-    SessionState,
-)
+from benchmarks.scenarios.valerie_pair import closing, operation, seed, valerie_stores, versus_plain
+from benchmarks.workload import session_ids
 from valerie.infrastructure.session_store.telemetry.otel import OpenTelemetryObserver
 
 NAME = "telemetry"
@@ -101,35 +96,13 @@ def per_event_costs(count: int = 20_000) -> dict[str, Figure]:
     return costs
 
 
-def next_turn(state: SessionState | None) -> SessionState:
-    state = dict(state or {})
-    state["turn"] = state.get("turn", 0) + 1
-    return state
-
-
-def operation(
-    store: EncodedSessionStore, kind: str, state: State
-) -> Callable[[str], Awaitable[object]]:
-    if kind == "save":
-        return lambda session_id: store.save(session_id, state)
-    if kind == "load":
-        return store.load
-    return lambda session_id: store.update(session_id, next_turn)
-
-
 async def run(context: Context) -> Section:
     """Measure each operation with and without telemetry, interleaved, on both stores."""
     mode, state = context.mode, context.state
     server = context.servers.standalone()
-    stores: dict[str, EncodedSessionStore] = {
-        VALERIE_REDIS: RedisSessionStore(server.url, prefix="bench:otel:", default_ttl=TTL_SECONDS),
-        VALERIE_REDIS + WITH_OTEL: RedisSessionStore(
-            server.url, prefix="bench:otel:", default_ttl=TTL_SECONDS, observers=[observer()]
-        ),
-        VALERIE_MEMORY: InMemorySessionStore(default_ttl=TTL_SECONDS),
-        VALERIE_MEMORY + WITH_OTEL: InMemorySessionStore(
-            default_ttl=TTL_SECONDS, observers=[observer()]
-        ),
+    stores = {
+        **valerie_stores(server.url, "bench:otel:"),
+        **valerie_stores(server.url, "bench:otel:", WITH_OTEL, observers=lambda: [observer()]),
     }
     ids = session_ids()
     groups: list[dict[Cell, PieceRunner]] = [
@@ -143,23 +116,11 @@ async def run(context: Context) -> Section:
         for kind in OPERATIONS
         for tasks in CONCURRENCIES
     ]
-    try:
-        for store in stores.values():
-            await store.save_many({session: state for session in ids})
+    async with closing(stores.values()):
+        await seed(stores.values(), ids, state)
         samples = await measure_rounds(groups, mode, mode.update_slice_seconds, NAME)
-    finally:
-        for store in stores.values():
-            await store.close()
     figures = per_event_costs()
-    cells = summarize(
-        samples,
-        "ops/s",
-        lambda cell: (
-            {"vs plain": Cell(cell.contestant.removesuffix(WITH_OTEL), cell.operation, cell.tasks)}
-            if cell.contestant.endswith(WITH_OTEL)
-            else {}
-        ),
-    )
+    cells = summarize(samples, "ops/s", versus_plain(WITH_OTEL, "vs plain"))
     rows: list[tuple[str, ...]] = []
     for base in STORES:
         for kind in OPERATIONS:

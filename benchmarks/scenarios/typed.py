@@ -35,11 +35,10 @@ from benchmarks.harness import (
     summarize,
     timed_calls,
 )
-from benchmarks.workload import TTL_SECONDS, session_ids
+from benchmarks.scenarios.valerie_pair import closing, valerie_stores
+from benchmarks.workload import session_ids
 from valerie.infrastructure.session_store import (
     EncodedSessionStore,
-    InMemorySessionStore,
-    RedisSessionStore,
 )
 
 NAME = "typed"
@@ -145,12 +144,8 @@ async def run(context: Context) -> Section:
     state = {**context.state, "_schema_version": 1}
     model = BenchState.model_validate(context.state)
     server = context.servers.standalone()
-    stores: dict[str, EncodedSessionStore] = {
-        VALERIE_MEMORY: InMemorySessionStore(default_ttl=TTL_SECONDS),
-        VALERIE_REDIS: RedisSessionStore(
-            server.url, prefix="bench:typed:", default_ttl=TTL_SECONDS
-        ),
-    }
+    redis_and_memory = valerie_stores(server.url, "bench:typed:")
+    stores = {name: redis_and_memory[name] for name in (VALERIE_MEMORY, VALERIE_REDIS)}
     ids = session_ids(IDS)
     groups: list[dict[Cell, PieceRunner]] = []
     for name, store in stores.items():
@@ -169,13 +164,10 @@ async def run(context: Context) -> Section:
         for store in stores.values():
             await store.typed(BenchState).save_many(dict.fromkeys(ids, model))
 
-    try:
+    async with closing(stores.values()):
         samples = await measure_rounds(
             groups, mode, mode.update_slice_seconds, NAME, prepare=prepare
         )
-    finally:
-        for store in stores.values():
-            await store.close()
     cells = summarize(
         samples,
         "ops/s",

@@ -27,11 +27,10 @@ from benchmarks.harness import (
     summarize,
     timed_calls,
 )
-from benchmarks.workload import SESSION_COUNT, TTL_SECONDS, State, session_id, session_ids
+from benchmarks.scenarios.valerie_pair import closing, valerie_stores
+from benchmarks.workload import SESSION_COUNT, State, session_id, session_ids
 from valerie.infrastructure.session_store import (
     EncodedSessionStore,
-    InMemorySessionStore,
-    RedisSessionStore,
     SessionState,
     VersionConflictError,
 )
@@ -150,12 +149,7 @@ async def run(context: Context) -> Section:
     """Measure `save` and both shapes of `update`, interleaved, on both valerie stores."""
     mode, state = context.mode, context.state
     server = context.servers.standalone()
-    stores: dict[str, EncodedSessionStore] = {
-        VALERIE_REDIS: RedisSessionStore(
-            server.url, prefix="bench:update:", default_ttl=TTL_SECONDS
-        ),
-        VALERIE_MEMORY: InMemorySessionStore(default_ttl=TTL_SECONDS),
-    }
+    stores = valerie_stores(server.url, "bench:update:")
     tallies = {
         Cell(name, kind, tasks): Tally()
         for name in stores
@@ -175,14 +169,11 @@ async def run(context: Context) -> Section:
         for name, store in stores.items()
         for tasks in CONCURRENCIES
     ]
-    try:
+    async with closing(stores.values()):
         for store in stores.values():
             await prepare_updates(store, state)
         samples = await measure_rounds(groups, mode, mode.update_slice_seconds, NAME)
         checks = await check_counters(stores, tallies)
-    finally:
-        for store in stores.values():
-            await store.close()
     cells = summarize(
         samples, "ops/s", lambda cell: {"vs save": Cell(cell.contestant, "save", cell.tasks)}
     )
