@@ -62,6 +62,11 @@ def ratio(stats: RatioStats | None, digits: int = 2) -> tuple[str, str]:
 # --- Printing -------------------------------------------------------------------------------
 
 
+def measured(stats: CellStats, label: str, digits: int = 2) -> tuple[str, ...]:
+    """The cell's rate, spread, and its `label` ratio with (min-max): a table row's tail."""
+    return (rate(stats), spread(stats), *ratio(stats.ratios.get(label), digits))
+
+
 def format_table(table: Table) -> list[str]:
     """Return the table's lines, columns padded to their widest cell."""
     rows = [table.header, *table.rows]

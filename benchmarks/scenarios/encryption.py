@@ -74,9 +74,7 @@ async def run(context: Context) -> Section:
                         name,
                         kind,
                         str(tasks),
-                        report.rate(stats),
-                        report.spread(stats),
-                        *report.ratio(stats.ratios.get(RATIO_LABEL)),
+                        *report.measured(stats, RATIO_LABEL),
                     )
                 )
         rows.append(())

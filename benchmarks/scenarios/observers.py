@@ -104,9 +104,7 @@ async def run(context: Context) -> Section:
                             way,
                             operation,
                             str(tasks),
-                            report.rate(stats),
-                            report.spread(stats),
-                            *report.ratio(stats.ratios.get("vs baseline"), 3),
+                            *report.measured(stats, "vs baseline", 3),
                         )
                     )
                 rows.append(())

@@ -172,9 +172,7 @@ def _row(stats: CellStats, with_ceiling: bool) -> tuple[str, ...]:
         cell.contestant,
         cell.operation,
         str(cell.tasks),
-        report.rate(stats),
-        report.spread(stats),
-        *report.ratio(stats.ratios.get(RATIO_LABEL)),
+        *report.measured(stats, RATIO_LABEL),
     )
     if with_ceiling:
         of_ceiling = stats.ratios.get(CEILING_LABEL)

@@ -189,10 +189,7 @@ async def run(context: Context) -> Section:
     for name in STORES:
         for kind in OPERATIONS:
             stats = cells[Cell(name, kind, TASKS)]
-            rows.append(
-                (name, kind, report.rate(stats), report.spread(stats),
-                 *report.ratio(stats.ratios.get("vs dict")))
-            )  # fmt: skip
+            rows.append((name, kind, *report.measured(stats, "vs dict")))
         for _, _, alone in PAIRS:
             stats = cells[Cell(f"{PYDANTIC} {name}", alone, TASKS)]
             rows.append((PYDANTIC, alone, report.rate(stats), report.spread(stats), "", ""))

@@ -187,9 +187,7 @@ async def run(context: Context) -> Section:
                         name,
                         kind,
                         str(tasks),
-                        report.rate(stats),
-                        report.spread(stats),
-                        *report.ratio(stats.ratios.get("vs save")),
+                        *report.measured(stats, "vs save"),
                     )
                 )
             rows.append(())
