@@ -270,14 +270,18 @@ def _check(form: str, user: str, password: str, shape: str, encode: bool, connec
             )
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
+any_credentials = given(
     form=st.sampled_from(FORMS),
     user=user_names,
     password=secrets,
     shape=st.sampled_from(SHAPES),
     encode=st.booleans(),
 )
+"""Every URL form, with any user and password in any shape, raw or percent-encoded."""
+
+
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@any_credentials
 @example(form="standalone", user="app", password="2718/Wm3J", shape="user:password", encode=False)
 @example(form="standalone", user="app", password="3141#Xy7P", shape="user:password", encode=False)
 @example(form="sentinel", user="app", password="Zq8K/x", shape="user:password", encode=False)
@@ -293,13 +297,7 @@ def test_no_credential_shows_in_errors_reprs_or_attributes(
 
 
 @settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    form=st.sampled_from(FORMS),
-    user=user_names,
-    password=secrets,
-    shape=st.sampled_from(SHAPES),
-    encode=st.booleans(),
-)
+@any_credentials
 @example(form="standalone", user="app", password="3141Xy7P", shape="user:password", encode=True)
 @example(form="sentinel", user="app", password="Zq8K,x:y", shape="user:password", encode=False)
 @example(form="cluster", user="Wm3Jx", password="Zq8K,x@y", shape="user:password", encode=False)
@@ -426,13 +424,7 @@ def test_the_store_and_the_settings_never_hold_the_password_in_clear() -> None:
         assert "app" not in text
 
 
-@given(
-    form=st.sampled_from(FORMS),
-    user=user_names,
-    password=secrets,
-    shape=st.sampled_from(SHAPES),
-    encode=st.booleans(),
-)
+@any_credentials
 @settings(max_examples=examples(300), deadline=None)
 def test_masking_is_idempotent(
     form: str, user: str, password: str, shape: str, encode: bool
