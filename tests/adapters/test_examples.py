@@ -30,16 +30,20 @@ def run(
     )
 
 
+def store_environ(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
+    """The variables that point an example at `backend`: none for memory, the server for Redis."""
+    if backend != "redis":
+        return {}
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return {"VALERIE_SESSION_STORE": "redis", "VALERIE_SESSION_REDIS_URL": server.url}
+
+
 @pytest.mark.parametrize("backend", backend_params(("memory", "redis")))
 def test_the_aiogram_example_books_across_a_restart(
     request: pytest.FixtureRequest, backend: str
 ) -> None:
     """The bot walks the booking conversation, the last step after its restart."""
-    environ: dict[str, str] = {}
-    if backend == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        environ = {"VALERIE_SESSION_STORE": "redis", "VALERIE_SESSION_REDIS_URL": server.url}
-    output = run("aiogram_bot.py", environ).stdout
+    output = run("aiogram_bot.py", store_environ(request, backend)).stdout
     assert ("RedisSessionStore" if backend == "redis" else "InMemorySessionStore") in output
     assert output.endswith("-- the bot restarts --\nuser: two\nbot:  Booked: Lisbon for two.\n")
 
@@ -49,11 +53,7 @@ def test_the_langgraph_example_resumes_the_thread(
     request: pytest.FixtureRequest, backend: str
 ) -> None:
     """The second turn, on a newly compiled graph, continues the first one's state."""
-    environ: dict[str, str] = {}
-    if backend == "redis":
-        server: RedisServer = request.getfixturevalue("redis_server")
-        environ = {"VALERIE_SESSION_STORE": "redis", "VALERIE_SESSION_REDIS_URL": server.url}
-    output = run("langgraph_agent.py", environ).stdout
+    output = run("langgraph_agent.py", store_environ(request, backend)).stdout
     assert "this is turn 2." in output
     assert "turns: 2, checkpoints kept: 8" in output
 

@@ -10,6 +10,7 @@ import pytest
 
 import valerie.infrastructure as infrastructure
 import valerie.infrastructure.session_store as session_store
+from tests.support.dict_store import DictStore
 from tests.support.paths import REPO
 from valerie.infrastructure import (
     AccessDeniedError,
@@ -30,7 +31,6 @@ from valerie.infrastructure import (
     ReplicationError,
     SerializationError,
     SessionLockedError,
-    SessionState,
     SessionStore,
     SessionStoreError,
     StateValidationError,
@@ -79,30 +79,6 @@ def test_session_store_is_abstract_over_exactly_the_four_methods() -> None:
 
 async def test_a_user_backend_subclassing_session_store_works() -> None:
     """A store written from scratch against SessionStore works for the four seed methods."""
-
-    class DictStore(SessionStore):
-        def __init__(self) -> None:
-            self.data: dict[str, dict[str, Any]] = {}
-
-        async def save(
-            self,
-            session_id: str,
-            state: Any,
-            ttl: Any = None,
-            *,
-            if_version: Any = None,
-            owner: Any = None,
-        ) -> None:
-            self.data[session_id] = dict(state)
-
-        async def load(self, session_id: str, *, refresh_ttl: Any = False) -> SessionState | None:
-            return self.data.get(session_id)
-
-        async def delete(self, session_id: str, *, if_version: Any = None) -> None:
-            self.data.pop(session_id, None)
-
-        async def exists(self, session_id: str) -> bool:
-            return session_id in self.data
 
     async with DictStore() as store:
         await store.save("s1", {"n": 1})

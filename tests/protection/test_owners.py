@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any
 
 import pytest
 import redis.asyncio as redis_py
 
 from tests.protection.conftest import KEY_A, Backend, bump, encryption
+from tests.support.dict_store import DictStore
 from valerie.infrastructure import (
     DELETE,
     EncodedSessionStore,
@@ -19,7 +19,6 @@ from valerie.infrastructure import (
     Observer,
     OperationEvent,
     RedisBackend,
-    SessionStore,
     UnsupportedCapabilityError,
 )
 from valerie.infrastructure.session_store.backends.redis.keys import OWNER_INFIX
@@ -207,30 +206,6 @@ async def test_observers_see_the_protection_operations() -> None:
 async def test_a_store_written_from_scratch_says_what_it_lacks() -> None:
     """The SessionStore contract declares the protection methods; a store that only has the
     four abstract ones raises UnsupportedCapabilityError naming each, before any I/O."""
-
-    class DictStore(SessionStore):
-        def __init__(self) -> None:
-            self.data: dict[str, Any] = {}
-
-        async def save(
-            self,
-            session_id: str,
-            state: Any,
-            ttl: Any = None,
-            *,
-            if_version: Any = None,
-            owner: Any = None,
-        ) -> None:
-            self.data[session_id] = dict(state)
-
-        async def load(self, session_id: str, *, refresh_ttl: Any = False) -> Any:
-            return self.data.get(session_id)
-
-        async def delete(self, session_id: str, *, if_version: Any = None) -> None:
-            self.data.pop(session_id, None)
-
-        async def exists(self, session_id: str) -> bool:
-            return session_id in self.data
 
     store = DictStore()
     for call, capability in (
