@@ -149,3 +149,23 @@ def private_server(*args: str) -> RedisServer:
 
 def sampler_for(store: RedisSessionStore, telemetry: Telemetry) -> RedisInfoSampler:
     return RedisInfoSampler.for_store(store, meter_provider=telemetry.meter_provider)
+
+
+async def collide_once(store: Store) -> int:
+    """Update session `s` while a concurrent save collides with its first attempt.
+
+    Returns:
+        How many times the update function ran (2: the collision makes it retry once).
+    """
+    await store.save("s", {"n": 0})
+    calls = 0
+
+    async def collide(state: object) -> dict[str, int]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await store.save("s", {"n": 10})
+        return {"n": calls}
+
+    await store.update("s", collide)
+    return calls

@@ -12,6 +12,7 @@ from tests.observability.readings import Telemetry
 from tests.observability.stores import (
     OPERATIONS,
     Store,
+    collide_once,
     every_operation,
     every_signal,
     observed_store,
@@ -116,18 +117,7 @@ async def test_update_retries_and_their_conflicts_are_counted(
 ) -> None:
     """An update whose first attempt meets a concurrent write counts one retry and one
     conflict."""
-    await store.save("s", {"n": 0})
-    calls = 0
-
-    async def collide(state: object) -> dict[str, int]:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            await store.save("s", {"n": 10})
-        return {"n": calls}
-
-    await store.update("s", collide)
-    assert calls == 2
+    assert await collide_once(store) == 2
     assert telemetry.value(names.UPDATE_RETRIES) == 1
     assert telemetry.value(names.CONFLICTS, **{names.DB_OPERATION_NAME: "update"}) == 1
     await store.update("s", lambda state: {"n": 0})

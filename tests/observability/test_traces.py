@@ -9,7 +9,13 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 from tests.observability.readings import Telemetry
-from tests.observability.stores import OPERATIONS, Store, every_operation, observed_store
+from tests.observability.stores import (
+    OPERATIONS,
+    Store,
+    collide_once,
+    every_operation,
+    observed_store,
+)
 from valerie.infrastructure import VersionConflictError
 from valerie.infrastructure.session_store.telemetry import names
 
@@ -48,24 +54,10 @@ async def test_each_operation_is_one_client_span_under_the_callers_span(
 
 async def test_an_update_span_carries_its_attempts(store: Store, telemetry: Telemetry) -> None:
     with telemetry.tracer_provider.get_tracer("test").start_as_current_span("turn"):
-        await _collide_once(store)
+        await collide_once(store)
     (update,) = [s for s in telemetry.spans.get_finished_spans() if s.name == "update"]
     assert update.attributes is not None
     assert update.attributes[names.UPDATE_ATTEMPTS] == 2
-
-
-async def _collide_once(store: Store) -> None:
-    await store.save("s", {"n": 0})
-    calls = 0
-
-    async def collide(state: object) -> dict[str, int]:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            await store.save("s", {"n": 10})
-        return {"n": calls}
-
-    await store.update("s", collide)
 
 
 async def test_an_error_is_recorded_on_its_span(store: Store, telemetry: Telemetry) -> None:
