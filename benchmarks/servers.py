@@ -12,12 +12,11 @@ import csv
 import shutil
 import subprocess
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 from redis.asyncio import Redis
 
 from tests.support.cluster import ClusterDeployment
+from tests.support.lifecycle import Closed
 from tests.support.redis_server import INSTALL_HINT, RedisServer, RedisServerMissing
 
 __all__ = [
@@ -45,7 +44,7 @@ class RedisBenchmarkMissing(RuntimeError):
     """`redis-benchmark` is not installed."""
 
 
-class Servers:
+class Servers(Closed):
     """The private servers of one run, started when a scenario first asks for one.
 
     Use it as a context manager: every server it started is gone when the block ends.
@@ -71,17 +70,6 @@ class Servers:
         if self._standalone is not None:
             self._standalone.close()
             self._standalone = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _version(executable: str) -> str:

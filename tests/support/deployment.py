@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
 from typing import Self, TypeVar
 
+from tests.support.lifecycle import Started
 from tests.support.redis_server import RedisServer, free_port
 from tests.support.resp import ReplyError, server_info
 
@@ -98,13 +98,10 @@ def replicated(primary: RedisServer, replicas: Sequence[RedisServer], timeout: f
 FAST_SYNC = ("--repl-diskless-sync", "no", "--rdb-del-sync-files", "yes")
 
 
-class Deployment:
-    """Context-manager plumbing shared by the multi-process deployments."""
+class Deployment(Started):
+    """A multi-process deployment: a start that fails on entering `with` closes what it made."""
 
     servers: list[RedisServer]
-
-    def start(self) -> None:
-        raise NotImplementedError
 
     def close(self) -> None:
         """Kill every process of the deployment and remove every directory it made."""
@@ -118,11 +115,3 @@ class Deployment:
             self.close()
             raise
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -23,9 +23,9 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, TypeVar
 
+from tests.support.lifecycle import Started
 from tests.support.redis_server import free_port
 
 HOST = "127.0.0.1"
@@ -114,7 +114,7 @@ def _frame(data: bytearray, start: int) -> tuple[int, Any] | None:
     return after, bytes(data[start:line_end]).split()  # an inline command (redis-cli, telnet)
 
 
-class FaultProxy:
+class FaultProxy(Started):
     """Forwards 127.0.0.1:`port` to a Redis server on 127.0.0.1:`upstream_port`.
 
     Use it as a context manager (or `start()` / `close()`), point the client at `port`, and put
@@ -268,18 +268,6 @@ class FaultProxy:
             await writer.drain()
             if stalled and link.mode == "drop":
                 return  # _forward closes both connections: the client reads EOF
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 async def wait_for(condition: Callable[[], bool], within: float = 5.0, what: str = "") -> None:

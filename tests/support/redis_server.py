@@ -17,8 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from tests.support.lifecycle import Started
 
 INSTALL_HINT = (
     "redis-server is not on PATH, and the tests need a real one (they start their own on free "
@@ -73,7 +73,7 @@ def free_port() -> int:
         return port
 
 
-class RedisServer:
+class RedisServer(Started):
     """One `redis-server` on 127.0.0.1 that can be stopped, killed, frozen and restarted.
 
     It keeps nothing on disk, so a restart comes back empty, as after a crash without
@@ -220,15 +220,3 @@ class RedisServer:
         """Kill the server and remove its directory."""
         self.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
