@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.redis_server import RedisServer
+
 SCRIPT = Path(sys.executable).parent / "valerie-sessions"
 
 
@@ -72,3 +74,8 @@ def cli() -> Cli:
 def prefix() -> str:
     """A prefix of the test's own."""
     return f"cli:{uuid.uuid4().hex[:12]}:"
+
+
+def store_args(redis_server: RedisServer, prefix: str) -> tuple[str, ...]:
+    """The options that point a command at the test's server and prefix."""
+    return ("--url", redis_server.url, "--prefix", prefix)

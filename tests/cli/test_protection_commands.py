@@ -6,16 +6,12 @@ from __future__ import annotations
 import base64
 import os
 
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, store_args
 from tests.support.redis_server import RedisServer
 from valerie.infrastructure import Encryption, RedisSessionStore
 
 KEYS = ",".join(f"{key_id}:{base64.b64encode(os.urandom(32)).decode()}" for key_id in ("k2", "k1"))
 OLD_KEY_ONLY = KEYS.split(",")[1]
-
-
-def args(redis_server: RedisServer, prefix: str) -> tuple[str, ...]:
-    return ("--url", redis_server.url, "--prefix", prefix)
 
 
 async def test_ls_owner_lists_that_owners_sessions_only(
@@ -25,13 +21,13 @@ async def test_ls_owner_lists_that_owners_sessions_only(
     async with RedisSessionStore(redis_server.url, prefix=prefix) as store:
         await store.save_many({f"a{i}": {} for i in range(5)}, owner="alice")
         await store.save_many({f"b{i}": {} for i in range(3)}, owner="bob")
-    alice = cli("ls", "--json", "--owner", "alice", *args(redis_server, prefix))
+    alice = cli("ls", "--json", "--owner", "alice", *store_args(redis_server, prefix))
     assert sorted(row["id"] for row in alice.json_lines()) == [f"a{i}" for i in range(5)]
     matched = cli(
-        "ls", "--json", "--owner", "alice", "--match", "a[12]", *args(redis_server, prefix)
+        "ls", "--json", "--owner", "alice", "--match", "a[12]", *store_args(redis_server, prefix)
     )
     assert sorted(row["id"] for row in matched.json_lines()) == ["a1", "a2"]
-    assert cli("ls", "--json", "--owner", "carol", *args(redis_server, prefix)).out == ""
+    assert cli("ls", "--json", "--owner", "carol", *store_args(redis_server, prefix)).out == ""
 
 
 async def test_stats_counts_sessions_per_key_id_and_doctor_names_the_keys(
@@ -46,11 +42,11 @@ async def test_stats_counts_sessions_per_key_id_and_doctor_names_the_keys(
     new = Encryption.from_environ(env)
     async with RedisSessionStore(redis_server.url, prefix=prefix, encryption=new) as store:
         await store.save_many({f"new{i}": {"n": i} for i in range(4)})
-    stats = cli("stats", "--json", *args(redis_server, prefix), env=env)
+    stats = cli("stats", "--json", *store_args(redis_server, prefix), env=env)
     assert stats.code == 0, stats.err
     assert stats.json()["key_ids"] == {"k2": 4, "k1": 3}
     doctor = cli(
-        "doctor", "--json", "--max-latency-ms", "1000", *args(redis_server, prefix), env=env
+        "doctor", "--json", "--max-latency-ms", "1000", *store_args(redis_server, prefix), env=env
     )
     found = {c["check"]: c for c in doctor.json()["checks"]}
     assert found["encryption"]["status"] == "pass"
@@ -66,10 +62,10 @@ async def test_an_encrypted_store_exports_states_and_imports_them_sealed(
     encryption = Encryption.from_environ(env)
     async with RedisSessionStore(redis_server.url, prefix=prefix, encryption=encryption) as store:
         await store.save("s", {"secret": "swordfish"}, ttl=600)
-        exported = cli("export", *args(redis_server, prefix), env=env)
+        exported = cli("export", *store_args(redis_server, prefix), env=env)
         assert exported.json_lines()[0]["state"] == {"secret": "swordfish"}
-        assert cli("clear", "--yes", *args(redis_server, prefix), env=env).code == 0
-        imported = cli("import", *args(redis_server, prefix), env=env, input=exported.out)
+        assert cli("clear", "--yes", *store_args(redis_server, prefix), env=env).code == 0
+        imported = cli("import", *store_args(redis_server, prefix), env=env, input=exported.out)
         assert imported.code == 0, imported.err
         assert await store.load("s") == {"secret": "swordfish"}
         assert b"swordfish" not in redis_server.command("GET", f"{prefix}s")

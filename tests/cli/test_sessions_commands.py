@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, store_args
 from tests.support.redis_server import RedisServer
 from valerie.cli.exit_codes import ExitCode
 from valerie.infrastructure import RedisSessionStore
@@ -24,28 +24,24 @@ async def store(redis_server: RedisServer, prefix: str) -> AsyncIterator[RedisSe
         yield store
 
 
-def args(redis_server: RedisServer, prefix: str) -> tuple[str, ...]:
-    return ("--url", redis_server.url, "--prefix", prefix)
-
-
 async def test_ls_streams_ids_with_ttl_and_size(
     cli: Cli, redis_server: RedisServer, prefix: str, store: RedisSessionStore
 ) -> None:
     """Every session with its TTL and stored size; --match filters, --limit stops."""
     await store.save_many({f"user-{i}": {"n": i} for i in range(1200)}, ttl=600)
     await store.save("other", {"n": "x" * 100}, ttl=30)
-    listed = cli("ls", "--json", *args(redis_server, prefix))
+    listed = cli("ls", "--json", *store_args(redis_server, prefix))
     assert listed.code == 0, listed.err
     rows = {row["id"]: row for row in listed.json_lines()}
     assert len(rows) == 1201
     assert rows["other"]["size"] == len('{"n":"' + "x" * 100 + '"}')
     assert 20_000 < rows["other"]["ttl_ms"] <= 30_000
     assert rows["user-7"]["size"] == len('{"n":7}')
-    matched = cli("ls", "--json", "--match", "user-1?", *args(redis_server, prefix))
+    matched = cli("ls", "--json", "--match", "user-1?", *store_args(redis_server, prefix))
     assert sorted(row["id"] for row in matched.json_lines()) == [f"user-1{i}" for i in range(10)]
-    limited = cli("ls", "--json", "--limit", "5", *args(redis_server, prefix))
+    limited = cli("ls", "--json", "--limit", "5", *store_args(redis_server, prefix))
     assert len(limited.json_lines()) == 5
-    table = cli("ls", "--match", "other", *args(redis_server, prefix))
+    table = cli("ls", "--match", "other", *store_args(redis_server, prefix))
     header, row = table.out.splitlines()
     assert header.split() == ["TTL", "SIZE", "ID"]
     ttl, *size, session_id = row.split()
@@ -58,8 +54,8 @@ async def test_ls_walks_with_scan_never_keys(
     """ls and stats send SCAN, never KEYS (which blocks a big server)."""
     await store.save_many({f"s{i}": {} for i in range(50)})
     redis_server.command("CONFIG", "RESETSTAT")
-    assert cli("ls", *args(redis_server, prefix)).code == 0
-    assert cli("stats", *args(redis_server, prefix)).code == 0
+    assert cli("ls", *store_args(redis_server, prefix)).code == 0
+    assert cli("stats", *store_args(redis_server, prefix)).code == 0
     stats = redis_server.command("INFO", "commandstats").decode()
     assert "cmdstat_scan" in stats
     assert "cmdstat_keys" not in stats
@@ -70,24 +66,26 @@ async def test_get_prints_the_state_and_redacts_on_request(
 ) -> None:
     """get shows the state; --redact hides what each path reaches; --json is one line."""
     await store.save("ada", STATE)
-    plain = cli("get", "ada", "--json", *args(redis_server, prefix))
+    plain = cli("get", "ada", "--json", *store_args(redis_server, prefix))
     assert plain.code == 0
     assert plain.json() == STATE
     hidden = cli(
         "get", "ada", "--json", "--redact", "user.email", "--redact", "history.*.content",
-        *args(redis_server, prefix),
+        *store_args(redis_server, prefix),
     )  # fmt: skip
     assert hidden.json() == {
         "user": {"name": "Ada", "email": "***"},
         "history": [{"role": "user", "content": "***"}, {"role": "bot", "content": "***"}],
     }
     assert "4111" not in hidden.out
-    every_field = cli("get", "ada", "--json", "--redact", "*.name", *args(redis_server, prefix))
+    every_field = cli(
+        "get", "ada", "--json", "--redact", "*.name", *store_args(redis_server, prefix)
+    )
     assert every_field.json()["user"] == {"name": "***", "email": "ada@example.com"}
-    pretty = cli("get", "ada", "--redact", "history.0", *args(redis_server, prefix))
+    pretty = cli("get", "ada", "--redact", "history.0", *store_args(redis_server, prefix))
     assert pretty.out.startswith("{\n")
     assert '"history": [\n    "***",' in pretty.out
-    bad = cli("get", "ada", "--redact", "user..email", *args(redis_server, prefix))
+    bad = cli("get", "ada", "--redact", "user..email", *store_args(redis_server, prefix))
     assert bad.code == 2
     assert "not a path" in bad.err
 
@@ -95,7 +93,7 @@ async def test_get_prints_the_state_and_redacts_on_request(
 async def test_missing_sessions_exit_3(cli: Cli, redis_server: RedisServer, prefix: str) -> None:
     """get, ttl and touch of a session that does not exist exit with 3, saying so."""
     for command in ("get", "ttl", "touch"):
-        result = cli(command, "nobody", *args(redis_server, prefix))
+        result = cli(command, "nobody", *store_args(redis_server, prefix))
         assert result.code == ExitCode.NOT_FOUND, (command, result)
         assert "no such session" in result.err
 
@@ -106,16 +104,16 @@ async def test_ttl_touch_and_rm(
     """ttl reports seconds left; touch renews (to TTL, or the default); rm deletes and counts."""
     await store.save("a", {}, ttl=100)
     await store.save("b", {}, ttl=100)
-    assert 90 < cli("ttl", "a", "--json", *args(redis_server, prefix)).json()["ttl"] <= 100
+    assert 90 < cli("ttl", "a", "--json", *store_args(redis_server, prefix)).json()["ttl"] <= 100
     assert re.fullmatch(
-        r"(9\d|100) s \(1m [34]\ds\)\n", cli("ttl", "a", *args(redis_server, prefix)).out
+        r"(9\d|100) s \(1m [34]\ds\)\n", cli("ttl", "a", *store_args(redis_server, prefix)).out
     )
-    assert cli("touch", "a", "5000", *args(redis_server, prefix)).code == 0
+    assert cli("touch", "a", "5000", *store_args(redis_server, prefix)).code == 0
     assert await store.ttl("a") == 5000
-    touched = cli("touch", "b", "--json", *args(redis_server, prefix))
+    touched = cli("touch", "b", "--json", *store_args(redis_server, prefix))
     assert touched.json() == {"ttl": 3600}
     assert await store.ttl("b") == 3600
-    removed = cli("rm", "a", "b", "c", "--json", *args(redis_server, prefix))
+    removed = cli("rm", "a", "b", "c", "--json", *store_args(redis_server, prefix))
     assert removed.json() == {"deleted": 2, "missing": 1}
     assert not await store.exists("a")
     assert not await store.exists("b")
@@ -127,7 +125,7 @@ async def test_stats_counts_sizes_and_ttls(
     """Count, total and largest sizes, and histograms that add up to the count."""
     await store.save_many({f"small{i}": {} for i in range(10)}, ttl=30)
     await store.save("big", {"text": "x" * 5000}, ttl=7200)
-    result = cli("stats", "--json", *args(redis_server, prefix))
+    result = cli("stats", "--json", *store_args(redis_server, prefix))
     assert result.code == 0
     stats = result.json()
     assert stats["count"] == 11
@@ -139,7 +137,7 @@ async def test_stats_counts_sizes_and_ttls(
     ttls = {b["bucket"]: b["count"] for b in stats["ttls"]}
     assert ttls["≤ 1m"] == 10
     assert ttls["≤ 6h"] == 1
-    drawn = cli("stats", *args(redis_server, prefix))
+    drawn = cli("stats", *store_args(redis_server, prefix))
     assert drawn.out.startswith("11 sessions, 4.9 KiB in all")
     assert "█" * 40 in drawn.out
 
@@ -190,30 +188,30 @@ async def test_keys_that_hold_no_session_never_hide_the_others(
     await store.save_many({f"s{i}": {"n": i} for i in range(600)})
     redis_server.command("SET", f"{prefix}broken", "not json")
     redis_server.command("HSET", f"{prefix}ahash", "a", "1")
-    listed = cli("ls", "--json", *args(redis_server, prefix))
+    listed = cli("ls", "--json", *store_args(redis_server, prefix))
     assert listed.code == ExitCode.DATA
     rows = {row["id"]: row for row in listed.json_lines()}
     assert len(rows) == 602
     assert "a Redis type other than a string" in rows["ahash"]["error"]
     assert rows["broken"]["size"] == 8
     assert "hold no session" in listed.err
-    stats = cli("stats", "--json", *args(redis_server, prefix))
+    stats = cli("stats", "--json", *store_args(redis_server, prefix))
     assert stats.code == ExitCode.DATA
     assert (stats.json()["count"], stats.json()["unreadable"]) == (601, 1)
-    exported = cli("export", *args(redis_server, prefix))
+    exported = cli("export", *store_args(redis_server, prefix))
     assert exported.code == ExitCode.DATA
     assert len(exported.json_lines()) == 600
     assert "not exported, no session: " in exported.err
     assert {"ahash", "broken"} == set(
         exported.err.split("not exported, no session: ")[1].splitlines()[0].split(", ")
     )
-    broken = cli("get", "broken", *args(redis_server, prefix))
+    broken = cli("get", "broken", *store_args(redis_server, prefix))
     assert broken.code == ExitCode.DATA
     assert "not valid JSON" in broken.err
-    assert cli("rm", "broken", "ahash", "--json", *args(redis_server, prefix)).json() == {
+    assert cli("rm", "broken", "ahash", "--json", *store_args(redis_server, prefix)).json() == {
         "deleted": 2, "missing": 0
     }  # fmt: skip
-    assert cli("ls", *args(redis_server, prefix)).code == 0
+    assert cli("ls", *store_args(redis_server, prefix)).code == 0
 
 
 def test_without_redis_py_the_demo_works_and_redis_says_what_to_install() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, store_args
 from tests.support.cluster import ClusterDeployment
 from tests.support.redis_server import RedisServer
 from valerie.cli.exit_codes import ExitCode
@@ -21,10 +21,6 @@ from valerie.infrastructure import LockNotOwnedError, RedisSessionStore
 async def store(redis_server: RedisServer, prefix: str) -> AsyncIterator[RedisSessionStore]:
     async with RedisSessionStore(redis_server.url, prefix=prefix) as store:
         yield store
-
-
-def args(redis_server: RedisServer, prefix: str) -> tuple[str, ...]:
-    return ("--url", redis_server.url, "--prefix", prefix)
 
 
 def state_of(number: int) -> dict[str, object]:
@@ -42,15 +38,15 @@ async def test_export_clear_import_restores_1000_sessions_with_their_ttls(
         await store.save(session_id, state_of(number), ttl=ttl)
     before = await store.load_many_with_ttl(list(ttls))
     read_before = time.monotonic()
-    exported = cli("export", *args(redis_server, prefix))
+    exported = cli("export", *store_args(redis_server, prefix))
     assert exported.code == 0, exported.err
     assert exported.err == f"exported 1000 sessions from prefix {prefix!r} at {redis_server.url}\n"
     dump = tmp_path / "sessions.jsonl"
     dump.write_text(exported.out)
-    cleared = cli("clear", "--yes", *args(redis_server, prefix))
+    cleared = cli("clear", "--yes", *store_args(redis_server, prefix))
     assert cleared.code == 0, cleared.err
     assert await store.count() == 0
-    imported = cli("import", "--json", "-i", str(dump), *args(redis_server, prefix))
+    imported = cli("import", "--json", "-i", str(dump), *store_args(redis_server, prefix))
     assert imported.code == 0, imported.err
     assert imported.json() == {
         "imported": 1000, "existing": 0, "expired": 0, "refused": 0, "reasons": []
@@ -74,7 +70,7 @@ async def test_import_keeps_existing_sessions_unless_told_to_overwrite(
         json.dumps({"id": i, "ttl_ms": 50_000, "expires_at": None, "state": {"v": "new"}})
         for i in ("a", "b")
     )
-    kept = cli("import", "--json", "--restart-ttl", *args(redis_server, prefix), input=lines)
+    kept = cli("import", "--json", "--restart-ttl", *store_args(redis_server, prefix), input=lines)
     assert kept.code == 0
     assert kept.json()["imported"] == 1
     assert kept.json()["existing"] == 1
@@ -82,7 +78,7 @@ async def test_import_keeps_existing_sessions_unless_told_to_overwrite(
     assert await store.load("b") == {"v": "new"}
     assert 49 <= (await store.ttl("b") or 0) <= 50
     replaced = cli(
-        "import", "--overwrite", "--restart-ttl", *args(redis_server, prefix), input=lines
+        "import", "--overwrite", "--restart-ttl", *store_args(redis_server, prefix), input=lines
     )
     assert replaced.code == 0
     assert "imported 2 sessions" in replaced.err
@@ -103,7 +99,7 @@ async def test_import_refuses_bad_lines_by_number_and_imports_the_rest(
         json.dumps({"id": "bad\n", "ttl_ms": None, "expires_at": None, "state": {}}),
         json.dumps(expired),
     ]
-    result = cli("import", "--json", *args(redis_server, prefix), input="\n".join(lines))
+    result = cli("import", "--json", *store_args(redis_server, prefix), input="\n".join(lines))
     assert result.code == ExitCode.DATA
     report = result.json()
     assert (report["imported"], report["expired"], report["refused"]) == (1, 1, 3)
@@ -120,13 +116,13 @@ async def test_an_interrupted_export_resumes_without_duplicates(
 ) -> None:
     """--resume keeps the complete lines, drops a cut last line, and appends the rest."""
     await store.save_many({f"s{i}": {"n": i} for i in range(300)}, ttl=600)
-    full = cli("export", *args(redis_server, prefix)).out.splitlines(keepends=True)
+    full = cli("export", *store_args(redis_server, prefix)).out.splitlines(keepends=True)
     dump = tmp_path / "partial.jsonl"
     dump.write_text("".join(full[:120]) + full[120][:15])  # cut inside line 121
-    refused = cli("export", "-o", str(dump), *args(redis_server, prefix))
+    refused = cli("export", "-o", str(dump), *store_args(redis_server, prefix))
     assert refused.code == 2
     assert "--resume" in refused.err
-    resumed = cli("export", "-o", str(dump), "--resume", *args(redis_server, prefix))
+    resumed = cli("export", "-o", str(dump), "--resume", *store_args(redis_server, prefix))
     assert resumed.code == 0, resumed.err
     assert "exported 180 sessions" in resumed.err
     ids = [json.loads(line)["id"] for line in dump.read_text().splitlines()]
@@ -143,13 +139,13 @@ async def test_clear_without_yes_counts_and_deletes_nothing(
         pass
     async with RedisSessionStore(redis_server.url, prefix=neighbour) as other:
         await other.save("keep", {})
-        dry = cli("clear", *args(redis_server, prefix))
+        dry = cli("clear", *store_args(redis_server, prefix))
         assert dry.code == ExitCode.WARNINGS
         assert dry.err.startswith("would delete 1500 sessions of prefix")
         assert await store.count() == 1500
         with pytest.raises(LockNotOwnedError):  # clear deleted the lease too
             async with store.lock("s2", timeout=60):
-                done = cli("clear", "--yes", "--json", *args(redis_server, prefix))
+                done = cli("clear", "--yes", "--json", *store_args(redis_server, prefix))
         assert done.code == 0
         assert done.json() == {"sessions": 1500, "deleted": 1500}
         assert await store.count() == 0
@@ -162,10 +158,10 @@ async def test_no_progress_bar_when_piped(
 ) -> None:
     """Piped, export and clear print data and one summary line, no progress bar."""
     await store.save_many({f"s{i}": {} for i in range(10)})
-    exported = cli("export", *args(redis_server, prefix))
+    exported = cli("export", *store_args(redis_server, prefix))
     assert exported.err.count("\n") == 1
     assert "\r" not in exported.err + exported.out
-    cleared = cli("clear", "--yes", *args(redis_server, prefix))
+    cleared = cli("clear", "--yes", *store_args(redis_server, prefix))
     assert cleared.err == f"deleted 10 sessions of prefix {prefix!r} at {redis_server.url}\n"
 
 
@@ -207,7 +203,7 @@ def test_an_interrupted_import_exits_130_and_keeps_what_it_did(
     from tests.cli.conftest import SCRIPT
 
     process = subprocess.Popen(
-        [str(SCRIPT), "import", *args(redis_server, prefix)],
+        [str(SCRIPT), "import", *store_args(redis_server, prefix)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
