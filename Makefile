@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 BENCH_VENV := .venv-bench
 
-.PHONY: demo test lint typecheck pytest bench bench-quick mutation clean
+.PHONY: demo test lint typecheck pytest bench bench-quick bench-adapters mutation clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench: $(BENCH_VENV)/.installed  ## The full benchmark against raw redis-py, Lit
 
 bench-quick: $(BENCH_VENV)/.installed  ## A smoke run of every scenario (~30 s); its figures are not citable.
 	$(BENCH_VENV)/bin/python -m benchmarks --quick
+
+# The peer that langgraph-checkpoint-redis would be is installed only to show whether it runs.
+bench-adapters: $(BIN)/.installed  ## aiogram and LangGraph adapters against the frameworks' own storages (~3 min).
+	$(BIN)/python -m pip install --quiet 'langgraph-checkpoint-redis>=0.5,<0.6'
+	$(BIN)/python -m benchmarks.adapters
 
 $(BIN)/.installed-mutation: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,mutation]'
