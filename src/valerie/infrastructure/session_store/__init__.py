@@ -39,6 +39,7 @@ from .errors import (
     UpdaterReturnedNoneError,
     VersionConflictError,
 )
+from .inspection import SessionInfo, TimedState
 from .instrumentation import ConnectionWaitEvent, Observer, OperationEvent, Outcome
 from .lease import Lease
 from .protection import RotationReport
@@ -87,6 +88,7 @@ __all__ = [
     "RotationReport",
     "SerializationError",
     "SessionExistsError",
+    "SessionInfo",
     "SessionLockedError",
     "SessionState",
     "SessionStore",
@@ -95,6 +97,7 @@ __all__ = [
     "StateCodec",
     "StateTooLargeError",
     "StateValidationError",
+    "TimedState",
     "Transform",
     "UnsupportedCapabilityError",
     "Updater",

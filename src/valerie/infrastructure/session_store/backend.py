@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from .inspection import SessionInfo
 from .versions import version_of
 
 
@@ -166,6 +167,28 @@ class ExpiryControl(Backend):
     @abstractmethod
     async def remaining(self, session_id: str) -> int | None:
         """Return the whole seconds left (rounded up), or `None` if missing."""
+
+    async def read_many_with_ttl(self, session_ids: list[str]) -> list[tuple[bytes, int] | None]:
+        """Return each id's bytes and milliseconds left (-1: no expiry), in order.
+
+        `None` for a missing id. Default: `read` then `remaining` of each id (whole seconds).
+        """
+        found: list[tuple[bytes, int] | None] = []
+        for session_id in session_ids:
+            data = await self.read(session_id)
+            seconds = None if data is None else await self.remaining(session_id)
+            found.append(None if data is None or seconds is None else (data, seconds * 1000))
+        return found
+
+    async def describe_many(self, session_ids: list[str]) -> list[SessionInfo | None]:
+        """Return each id's stored size and milliseconds left, in order; `None` if missing.
+
+        Default: over `read_many_with_ttl`; a backend that can should not read the values.
+        """
+        return [
+            None if item is None else SessionInfo(len(item[0]), item[1])
+            for item in await self.read_many_with_ttl(session_ids)
+        ]
 
 
 class Leases(Backend):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from .backend import Capability
 from .codec import SessionState
 from .errors import UnsupportedCapabilityError
+from .inspection import SessionInfo, TimedState
 from .validation import TTL, check_ids, check_states
 
 if TYPE_CHECKING:
@@ -250,6 +251,33 @@ class SessionStore(ABC):
         """
         for session_id, state in check_states(states).items():
             await self.save(session_id, state, ttl, owner=owner)
+
+    async def describe_many(self, session_ids: Iterable[str]) -> dict[str, SessionInfo | None]:
+        """Return the stored size and remaining lifetime of many sessions (`None` if missing).
+
+        Reads no value (on Redis, `STRLEN` and `PTTL` pipelined: one round trip) and changes
+        nothing; for operators' listings and statistics.
+
+        Raises:
+            InvalidArgumentError: `session_ids` is a single `str` or not an iterable.
+            InvalidSessionIdError: An id is not valid; nothing was read.
+            UnsupportedCapabilityError: The backend has no expiry control.
+        """
+        raise self._unsupported("describe_many", Capability.EXPIRY)
+
+    async def load_many_with_ttl(self, session_ids: Iterable[str]) -> dict[str, TimedState | None]:
+        """Return the states of many sessions with their remaining lifetime (`None` if missing).
+
+        One round trip on Redis (`GET` and `PTTL` pipelined); the TTLs are not renewed. For
+        exports.
+
+        Raises:
+            InvalidArgumentError: `session_ids` is a single `str` or not an iterable.
+            InvalidSessionIdError: An id is not valid; nothing was read.
+            CorruptedSessionError: A stored value is not a session.
+            UnsupportedCapabilityError: The backend has no expiry control.
+        """
+        raise self._unsupported("load_many_with_ttl", Capability.EXPIRY)
 
     async def delete_many(self, session_ids: Iterable[str]) -> None:
         """Remove many sessions, in few round trips; missing ones are not an error.

@@ -37,6 +37,7 @@ from .errors import (
     UpdaterReturnedNoneError,
     VersionConflictError,
 )
+from .inspection import SessionInfo, TimedState
 from .instrumentation import Description, Instrumentation, Observer, Outcome
 from .lease import Lease
 from .limits import check_max_state_bytes, check_state_size
@@ -530,6 +531,38 @@ class EncodedSessionStore(SessionStore):
             await owning.after([session_id for session_id, _ in items], seconds)
         return sum(len(data) for _, data in items), len(items)
 
+    async def describe_many(self, session_ids: Iterable[str]) -> dict[str, SessionInfo | None]:
+        """Return stored sizes and TTLs; see `SessionStore.describe_many`."""
+        call = self._describe_many(session_ids)
+        if self._instrumentation is None:
+            return await call
+        return await self._instrumentation.observe("describe_many", call, _described)
+
+    async def _describe_many(self, session_ids: Iterable[str]) -> dict[str, SessionInfo | None]:
+        ids = check_ids(session_ids)
+        found = await self._need_expiry("describe_many").describe_many(ids) if ids else []
+        return dict(zip(ids, found, strict=True))
+
+    async def load_many_with_ttl(self, session_ids: Iterable[str]) -> dict[str, TimedState | None]:
+        """Return states with their TTLs; see `SessionStore.load_many_with_ttl`."""
+        call = self._load_many_with_ttl(session_ids)
+        if self._instrumentation is None:
+            return (await call)[0]
+        observe = self._instrumentation.observe
+        return (await observe("load_many_with_ttl", call, _read_many_timed))[0]
+
+    async def _load_many_with_ttl(
+        self, session_ids: Iterable[str]
+    ) -> tuple[dict[str, TimedState | None], int]:
+        ids = check_ids(session_ids)
+        expiry = self._need_expiry("load_many_with_ttl")
+        found = await expiry.read_many_with_ttl(ids) if ids else []
+        states = {
+            session_id: None if item is None else TimedState(self._decode(item[0]), item[1])
+            for session_id, item in zip(ids, found, strict=True)
+        }
+        return states, sum(len(item[0]) for item in found if item is not None)
+
     async def delete_many(self, session_ids: Iterable[str]) -> None:
         """Remove many sessions; see `SessionStore.delete_many`."""
         call = self._delete_many(session_ids)
@@ -879,6 +912,14 @@ def _updated(result: tuple[SessionState | None, int, int]) -> Description:
 
 def _read_many(result: tuple[dict[str, SessionState | None], int]) -> Description:
     return Outcome.OK, result[1], 1, len(result[0])
+
+
+def _read_many_timed(result: tuple[dict[str, TimedState | None], int]) -> Description:
+    return Outcome.OK, result[1], 1, len(result[0])
+
+
+def _described(result: dict[str, SessionInfo | None]) -> Description:
+    return Outcome.OK, 0, 1, len(result)
 
 
 def _written_many(result: tuple[int, int]) -> Description:

@@ -245,6 +245,17 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation, Own
         entry = self._live_entry(session_id)
         return None if entry is None else math.ceil(entry[1] - self._clock())
 
+    async def read_many_with_ttl(self, session_ids: list[str]) -> list[tuple[bytes, int] | None]:
+        found: list[tuple[bytes, int] | None] = []
+        for session_id in session_ids:
+            entry = self._live_entry(session_id)
+            if entry is None:
+                found.append(None)
+            else:
+                # Rounded up, as Redis's PTTL does not reach 0 for a live key either.
+                found.append((entry[0], math.ceil((entry[1] - self._clock()) * 1000)))
+        return found
+
     async def acquire_lease(self, session_id: str, token: str, milliseconds: int) -> bool:
         now = self._clock()
         self._lock_expiry.sweep(now)

@@ -24,6 +24,7 @@ from ...backend import (
     Scans,
 )
 from ...errors import ConfigurationError, MissingDependencyError
+from ...inspection import SessionInfo
 from ...validation import check_prefix
 from . import scripts
 from .keys import DEFAULT_PREFIX, LOCK_SUFFIX, lock_key, scan_pattern, session_id_of, session_key
@@ -401,6 +402,13 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocat
         # where GET (and so load) reports it as corrupted.
         return await self._run([("GET", session_key(self.prefix, i)) for i in session_ids])
 
+    async def read_many_with_ttl(self, session_ids: list[str]) -> list[tuple[bytes, int] | None]:
+        return _with_ttls(await self._run(_paired("GET", self.prefix, session_ids)))
+
+    async def describe_many(self, session_ids: list[str]) -> list[SessionInfo | None]:
+        replies = _with_ttls(await self._run(_paired("STRLEN", self.prefix, session_ids)))
+        return [None if reply is None else SessionInfo(*reply) for reply in replies]
+
     async def write_many(self, items: list[tuple[str, bytes]], ttl_seconds: int) -> None:
         commands = [
             ("SET", session_key(self.prefix, session_id), data, "EX", ttl_seconds)
@@ -482,3 +490,23 @@ def _require_redis() -> None:
         raise MissingDependencyError(
             "RedisSessionStore needs redis-py, which is not installed: pip install 'valerie[redis]'"
         ) from None
+
+
+def _paired(command: str, prefix: str, session_ids: list[str]) -> list[tuple[Any, ...]]:
+    """`command` then `PTTL` for each session: adjacent in the pipeline, so read together."""
+    commands: list[tuple[Any, ...]] = []
+    for session_id in session_ids:
+        key = session_key(prefix, session_id)
+        commands += [(command, key), ("PTTL", key)]
+    return commands
+
+
+def _with_ttls(replies: list[Any]) -> list[Any]:
+    """Pair each value with its PTTL; `None` where the key is missing (or expired in between).
+
+    A key without expiry (not written by a store) gets -1.
+    """
+    found: list[Any] = []
+    for value, milliseconds in zip(replies[::2], replies[1::2], strict=True):
+        found.append(None if milliseconds == -2 or value is None else (value, milliseconds))
+    return found
