@@ -280,7 +280,7 @@ async def _import_line(
 @json_option
 @store_options
 def clear(yes: bool, as_json: bool, url: str | None, prefix: str | None, demo: bool) -> None:
-    """Delete every session of this prefix (and nothing else), in batches.
+    """Delete every session of this prefix (and of any longer prefix it starts), in batches.
 
     Without --yes, say how many sessions would be deleted, delete nothing, and exit with 1.
     """

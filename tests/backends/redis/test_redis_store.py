@@ -93,6 +93,20 @@ async def test_stores_with_different_prefixes_never_meet(redis_server: RedisServ
         assert await apple.load("s1") == {"owner": "apple"}
 
 
+async def test_a_prefix_that_starts_another_sees_its_sessions(redis_server: RedisServer) -> None:
+    """The documented limit: `app:` scans the keys of `app:v2:` too (a key cannot tell which
+    store wrote it), while single-session calls stay apart."""
+    async with (
+        RedisSessionStore(redis_server.url, prefix="nested:") as outer,
+        RedisSessionStore(redis_server.url, prefix="nested:v2:") as inner,
+    ):
+        await inner.save("alice", {"n": 1})
+        assert await outer.load("alice") is None
+        assert [session_id async for session_id in outer.iter_ids()] == ["v2:alice"]
+        assert await outer.clear() == 1
+        assert await inner.load("alice") is None
+
+
 async def test_a_key_of_another_type_is_reported_as_corrupted(
     redis_store: RedisSessionStore, client: Redis
 ) -> None:

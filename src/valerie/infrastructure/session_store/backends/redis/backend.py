@@ -82,7 +82,8 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocat
             of a session this process updated last takes one round trip instead of two. A
             stale guess costs one round trip (the compare-and-set answers with the stored
             bytes) and is not counted among `update`'s attempts. 0 disables it.
-        prefix: Starts every key of this store; stores with different prefixes never meet.
+        prefix: Starts every key of this store; stores with different prefixes never meet,
+            unless one prefix starts the other (its scans then include the other's keys).
         timeout: Seconds a connection attempt or a command may take.
         retries: Further attempts after a connection error or timeout.
         max_connections: Connections this store opens at most (pipelined calls share at

@@ -32,7 +32,8 @@ class RedisSessionStore(EncodedSessionStore):
 
     Args:
         redis_url: Where Redis is; see `RedisBackend`.
-        prefix: Starts every key of this store; stores with different prefixes never meet.
+        prefix: Starts every key of this store; stores with different prefixes never meet,
+            unless one prefix starts the other (its scans then include the other's keys).
         default_ttl: The TTL used when `save` is called without one.
         codec: Turns states into bytes; default: strict JSON (`StateCodec`).
         transforms: Byte transforms between codec and Redis, e.g. `[Compression()]`.
