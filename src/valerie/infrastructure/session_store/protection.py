@@ -183,7 +183,7 @@ async def rotate_id(store: EncodedSessionStore, old_id: str, new_id: str) -> boo
     if isinstance(backend, Relocation):
         outcome = await backend.move(old_id, new_id, moved, version_of(data))
     if outcome == "unsupported":
-        outcome = await _move_in_steps(store, old_id, new_id, moved, version_of(data))
+        outcome = await _move_in_steps(store, old_id, new_id, moved, data)
     if outcome == "exists":
         raise SessionExistsError(
             "rotate_id refused to overwrite new_id, which holds a session; nothing changed. "
@@ -198,14 +198,16 @@ async def rotate_id(store: EncodedSessionStore, old_id: str, new_id: str) -> boo
 
 
 async def _move_in_steps(
-    store: EncodedSessionStore, old_id: str, new_id: str, data: bytes, version: str
+    store: EncodedSessionStore, old_id: str, new_id: str, data: bytes, previous: bytes
 ) -> str:
     """Move with compare-and-set steps, where the two ids may be on different nodes.
 
-    Creates `new_id` only if absent, then deletes `old_id` only if still unchanged; if that
-    fails, `new_id` is taken back. No write is lost: a write to `old_id` before the delete
-    makes the move fail and stays; after it, it creates a new session under `old_id`. A crash
-    between the two steps leaves the session under both ids, never under none.
+    Creates `new_id` (holding `data`) only if absent, then deletes `old_id` only if it still
+    holds `previous`; if that fails, `new_id` is taken back. No write is lost: a write to
+    `old_id` before the delete makes the move fail ("changed") and stays; after it, it creates
+    a new session under `old_id`. A delete of `old_id` before ours makes the move fail
+    ("missing"), so a logout between the steps is never undone. A crash between the two steps
+    leaves the session under both ids, never under none.
     """
     cas: CompareAndSet = store._need_cas("rotate_id")
     seconds = await _expiry(store, "rotate_id").remaining(old_id)
@@ -213,10 +215,12 @@ async def _move_in_steps(
         return "missing"
     if not await cas.write_if(new_id, data, seconds, ABSENT):
         return "exists"
-    if await cas.remove_if(old_id, version):
+    # swap, unlike remove_if, fails when the key is gone: a concurrent delete must win.
+    removed, current = await cas.swap(old_id, previous, None, seconds)
+    if removed:
         return "moved"
     await cas.remove_if(new_id, version_of(data))
-    return "changed"
+    return "missing" if current is None else "changed"
 
 
 def _expiry(store: EncodedSessionStore, method: str) -> ExpiryControl:

@@ -106,6 +106,7 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation, Own
         "_expiry",
         "_lock_expiry",
         "_locks",
+        "_owner_of",
         "_owners",
         "_recency",
         "max_sessions",
@@ -141,6 +142,9 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation, Own
         # Owner -> session id -> deadline, oldest first. No call awaits between indexing and
         # writing a session, so here the index is exact: erasure takes it whole.
         self._owners: dict[str, dict[str, float]] = {}
+        # Session id -> the owner its last owned write named: a session written for a new owner
+        # is no longer listed or erased for the previous one, whose entry stays until pruned.
+        self._owner_of: dict[str, str] = {}
 
     async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         self._put(session_id, data, ttl_seconds)
@@ -308,6 +312,7 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation, Own
         self._expiry.clear()
         self._lock_expiry.clear()
         self._owners.clear()
+        self._owner_of.clear()
         return count
 
     async def index_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
@@ -316,33 +321,49 @@ class MemoryBackend(CompareAndSet, ExpiryControl, Leases, Scans, Relocation, Own
         for session_id in session_ids:
             entries.pop(session_id, None)  # re-inserted last: the dict stays in deadline order
             entries[session_id] = now + ttl_seconds
+            self._owner_of[session_id] = owner
         for other, deadline in list(islice(entries.items(), _SWEEP_BUDGET)):
             if deadline <= now and self._live_entry(other) is None:
-                del entries[other]
+                self._forget(owner, other)
 
     async def confirm_owner(self, owner: str, session_ids: list[str], ttl_seconds: int) -> None:
         entries = self._owners.setdefault(owner, {})
         for session_id in session_ids:
             if session_id not in entries:
                 entries[session_id] = self._clock() + ttl_seconds
+            self._owner_of.setdefault(session_id, owner)
 
     async def owned(self, owner: str) -> list[str]:
         entries = self._owners.get(owner)
         if entries is None:
             return []
-        live = [session_id for session_id in entries if self._live_entry(session_id)]
-        if live:
-            self._owners[owner] = {session_id: entries[session_id] for session_id in live}
-        else:
-            del self._owners[owner]
-        return live
+        for session_id in list(entries):
+            if not self._live_entry(session_id):
+                self._forget(owner, session_id)
+        return [sid for sid in entries if self._owner_of.get(sid, owner) == owner]
 
     async def erase_owned(self, owner: str) -> list[str]:
         entries = self._owners.pop(owner, {})
-        erased = [session_id for session_id in entries if self._live_entry(session_id)]
+        erased = [
+            session_id
+            for session_id in entries
+            if self._owner_of.get(session_id, owner) == owner and self._live_entry(session_id)
+        ]
         for session_id in erased:
             await self.remove(session_id)
+        for session_id in entries:
+            if self._owner_of.get(session_id) == owner:
+                del self._owner_of[session_id]
         return erased
+
+    def _forget(self, owner: str, session_id: str) -> None:
+        """Drop a dead session's entry from `owner`'s index, and its owner if it was `owner`."""
+        entries = self._owners[owner]
+        del entries[session_id]
+        if not entries:
+            del self._owners[owner]
+        if self._owner_of.get(session_id) == owner:
+            del self._owner_of[session_id]
 
     def _live_entry(self, session_id: str) -> _Entry | None:
         """Return the session's entry, dropping it instead if it has expired."""

@@ -1,6 +1,7 @@
 """The key layout in Redis: a session is `prefix + session_id`; its lock and owners aside.
 
-A lock is `prefix + session_id + LOCK_SUFFIX`; an owner's index `prefix + OWNER_INFIX + owner`.
+A lock is `prefix + session_id + LOCK_SUFFIX`; an owner's index `prefix + OWNER_INFIX + owner`;
+a session's current owner `prefix + session_id + OWNED_BY_SUFFIX`.
 
 Other services read these keys directly (`GET prefix+id`), so this layout is part of the public
 contract: change nothing here without a migration.
@@ -19,6 +20,17 @@ OWNER_INFIX = "\x1fowner\x1f"
 """An owner's index is the sorted set `prefix + OWNER_INFIX + owner` (members: session ids).
 Ids and owners cannot hold control characters, so it never equals a session or a lock key,
 and scans skip it (`session_id_of`)."""
+
+
+OWNED_BY_SUFFIX = "\x1fowned-by"
+"""The owner a session's last owned write named is the string `prefix + session_id +
+OWNED_BY_SUFFIX`, kept a grace period beyond that write's TTL: a session written for a new
+owner is no longer its previous owner's. Scans skip it, like a lock."""
+
+
+def owned_by_key(prefix: str, session_id: str) -> str:
+    """The key naming the owner of a session's last owned write."""
+    return prefix + session_id + OWNED_BY_SUFFIX
 
 
 def owner_key(prefix: str, owner: str) -> str:

@@ -14,6 +14,12 @@ is the order of steps, not a transaction (see `backend.Owners`):
 - erasure deletes each session and removes its entry: on one server both in one script (a
   write landing later puts its own entry back); on a Cluster in steps (the entry only if
   unchanged), then it puts back the entry of any session a concurrent write brought back.
+
+Each owned write also records its owner beside the session (`keys.owned_by_key`, kept
+`GRACE_MS` beyond the write's TTL). Listing and erasure skip an entry whose session now
+records another owner: a session written for a new owner is no longer the previous one's.
+A session with no record (written before records existed, or kept alive by refreshes beyond
+its record) is listed for every owner whose index holds it, as before.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .keys import owner_key, session_key
+from .keys import owned_by_key, owner_key, session_key
 
 if TYPE_CHECKING:
     from .backend import RedisBackend
@@ -46,11 +52,16 @@ return removed
 
 # Erasure on one server: each session and its entry go together, atomically, so a write that
 # lands later is the only way back, and its own check puts its entry back.
+# KEYS: the index, then each session and its owner record; ARGV: the owner, then the ids.
+# A session whose record names another owner is not deleted, only its stale entry removed.
 _ERASE = """
 local erased = {}
-for i = 2, #KEYS do
-    if redis.call('DEL', KEYS[i]) == 1 then erased[#erased + 1] = ARGV[i - 1] end
-    redis.call('ZREM', KEYS[1], ARGV[i - 1])
+for i = 1, #ARGV - 1 do
+    local owned_by = redis.call('GET', KEYS[2 * i + 1])
+    if (not owned_by) or owned_by == ARGV[1] then
+        if redis.call('DEL', KEYS[2 * i]) == 1 then erased[#erased + 1] = ARGV[i + 1] end
+    end
+    redis.call('ZREM', KEYS[1], ARGV[i + 1])
 end
 return erased
 """
@@ -76,7 +87,8 @@ class RedisOwnerIndex:
         key = self._key(owner)
         now = _now_ms()
         deadline = now + ttl_seconds * 1000
-        _, stale = await self._backend._run(
+        prefix = self._backend.prefix
+        replies = await self._backend._run(
             [
                 ("ZADD", key, *(item for sid in session_ids for item in (deadline, sid))),
                 (
@@ -89,9 +101,14 @@ class RedisOwnerIndex:
                     0,
                     _PRUNED_PER_WRITE,
                 ),
+                *(
+                    ("SET", owned_by_key(prefix, sid), owner, "PX", ttl_seconds * 1000 + GRACE_MS)
+                    for sid in session_ids
+                ),
             ],
             write=True,
         )
+        stale = replies[1]
         if stale:
             await self._prune(key, _pairs(stale))
 
@@ -102,8 +119,23 @@ class RedisOwnerIndex:
         missing = [sid for sid, score in zip(session_ids, scores, strict=True) if score is None]
         if missing:
             deadline = _now_ms() + ttl_seconds * 1000
-            await self._backend._execute(
-                "ZADD", key, *(item for sid in missing for item in (deadline, sid)), write=True
+            prefix = self._backend.prefix
+            await self._backend._run(
+                [
+                    ("ZADD", key, *(item for sid in missing for item in (deadline, sid))),
+                    *(
+                        (
+                            "SET",
+                            owned_by_key(prefix, sid),
+                            owner,
+                            "PX",
+                            ttl_seconds * 1000 + GRACE_MS,
+                            "NX",
+                        )
+                        for sid in missing
+                    ),
+                ],
+                write=True,
             )
 
     async def owned(self, owner: str) -> list[str]:
@@ -112,18 +144,20 @@ class RedisOwnerIndex:
         pairs = _pairs(await self._backend._execute("ZRANGE", key, 0, -1, "WITHSCORES"))
         live: list[str] = []
         dead: list[tuple[bytes, float]] = []
+        prefix = self._backend.prefix
         for chunk in _chunks(pairs):
+            ids = [member.decode() for member, _ in chunk]
             found = await self._backend._run(
-                [
-                    ("EXISTS", session_key(self._backend.prefix, member.decode()))
-                    for member, _ in chunk
-                ]
+                [("EXISTS", session_key(prefix, session_id)) for session_id in ids]
             )
-            for (member, score), exists in zip(chunk, found, strict=True):
-                if exists:
-                    live.append(member.decode())
-                else:
+            owners = await self._owners_of(ids)
+            for (member, score), session_id, exists, owned_by in zip(
+                chunk, ids, found, owners, strict=True
+            ):
+                if not exists:
                     dead.append((member, score))
+                elif owned_by in (None, owner):
+                    live.append(session_id)
         if dead:
             await self._prune(key, dead)
         return live
@@ -137,9 +171,23 @@ class RedisOwnerIndex:
             members: list[bytes] = await self._backend._execute("ZRANGE", key, 0, -1)
             for start in range(0, len(members), _BATCH):
                 batch = members[start : start + _BATCH]
-                keys = [prefix.encode() + member for member in batch]
+                keys = [
+                    session_key(prefix, member.decode())
+                    if record == 0
+                    else owned_by_key(prefix, member.decode())
+                    for member in batch
+                    for record in (0, 1)
+                ]
                 gone = await self._backend._execute(
-                    "EVAL", _ERASE, 1 + len(keys), key, *keys, *batch, retry=False, write=True
+                    "EVAL",
+                    _ERASE,
+                    1 + len(keys),
+                    key,
+                    *keys,
+                    owner,
+                    *batch,
+                    retry=False,
+                    write=True,
                 )
                 erased += [member.decode() for member in gone]
             return erased
@@ -147,18 +195,29 @@ class RedisOwnerIndex:
         # On a cluster the index and the sessions are on different nodes: in steps.
         for chunk in _chunks(pairs):
             ids = [member.decode() for member, _ in chunk]
-            deleted = await self._backend._run(
-                [("UNLINK", session_key(prefix, session_id)) for session_id in ids], write=True
-            )
-            erased += [session_id for session_id, done in zip(ids, deleted, strict=True) if done]
+            mine = [
+                session_id
+                for session_id, owned_by in zip(ids, await self._owners_of(ids), strict=True)
+                if owned_by in (None, owner)
+            ]
+            if mine:
+                deleted = await self._backend._run(
+                    [("UNLINK", session_key(prefix, session_id)) for session_id in mine],
+                    write=True,
+                )
+                erased += [sid for sid, done in zip(mine, deleted, strict=True) if done]
             await self._remove_unchanged(key, chunk)
-            # A write that indexed before the ZRANGE and landed after the UNLINK is live now:
-            # its entry goes back (the writer's own check covers a write landing later).
+            # A write that indexed before the ZRANGE and landed after the UNLINK (or recorded
+            # the owner after the check) is live now: its entry goes back (the writer's own
+            # check covers a write landing later).
             back = await self._backend._run(
                 [("PTTL", session_key(prefix, session_id)) for session_id in ids]
             )
+            now_owned_by = await self._owners_of(ids)
             again = [
-                (session_id, left) for session_id, left in zip(ids, back, strict=True) if left > 0
+                (session_id, left)
+                for session_id, left, owned_by in zip(ids, back, now_owned_by, strict=True)
+                if left > 0 and owned_by in (None, owner)
             ]
             if again:
                 now = _now_ms()
@@ -167,6 +226,14 @@ class RedisOwnerIndex:
                     write=True,
                 )
         return erased
+
+    async def _owners_of(self, session_ids: list[str]) -> list[str | None]:
+        """Return the owner each session's last owned write recorded, None where none is."""
+        prefix = self._backend.prefix
+        replies = await self._backend._run(
+            [("GET", owned_by_key(prefix, session_id)) for session_id in session_ids]
+        )
+        return [None if reply is None else reply.decode() for reply in replies]
 
     async def _prune(self, key: str, candidates: list[tuple[bytes, float]]) -> None:
         """Remove the entries whose deadline is long past and whose session is gone."""
