@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from urllib.parse import quote
 from valerie.infrastructure.session_store import (
     DELETE,
     TTL,
+    BackendError,
     InvalidArgumentError,
     LockNotOwnedError,
     SessionState,
@@ -37,6 +39,8 @@ except ImportError as error:  # pragma: no cover - exercised in a child process 
     raise missing("aiogram", "aiogram 3") from error
 
 __all__ = ["ValerieEventIsolation", "ValerieStorage", "session_id_of"]
+
+_LOG = logging.getLogger("valerie.integrations.aiogram")
 
 
 def session_id_of(key: StorageKey) -> str:
@@ -209,9 +213,7 @@ class ValerieEventIsolation(BaseEventIsolation):
             try:
                 yield
             finally:
-                renewal.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewal
+                await _stop(renewal)
 
     async def close(self) -> None:
         """Close the store if this isolation was made with `close_store=True`."""
@@ -220,8 +222,30 @@ class ValerieEventIsolation(BaseEventIsolation):
 
 
 async def _keep_renewed(extend: Any, every: float) -> None:
-    # A lost lease cannot be won back here; the release at the end of the block reports it.
-    with contextlib.suppress(LockNotOwnedError):
-        while True:
-            await asyncio.sleep(every)
+    """Extend the lease every `every` seconds until cancelled or the lease is lost."""
+    while True:
+        await asyncio.sleep(every)
+        try:
             await extend()
+        except LockNotOwnedError:
+            # A lost lease cannot be won back here; the release at the end of the block
+            # reports it.
+            return
+        except BackendError as error:
+            # A transient outage: the lease still runs for up to `timeout`, so the next
+            # tick may still keep it.
+            _LOG.warning(
+                "could not renew an aiogram event lease, retrying in %.1f s: %s", every, error
+            )
+
+
+async def _stop(renewal: asyncio.Task[None]) -> None:
+    """Cancel the renewal and wait for it; its own error never replaces the handler's."""
+    renewal.cancel()
+    try:
+        await renewal
+    except asyncio.CancelledError:
+        if not renewal.cancelled():
+            raise  # this task itself is being cancelled
+    except Exception as error:
+        _LOG.warning("the aiogram event lease renewal failed: %s", error)

@@ -290,9 +290,13 @@ class EncodedSessionStore(SessionStore):
         For a layer that decodes the codec's output itself, such as the typed view, which
         validates the JSON directly. Reported to observers as a `load`.
 
+        With encryption, the seal is opened (and a session under an old key sealed again
+        under the current one), as `load` does.
+
         Raises:
             InvalidSessionIdError: `session_id` is not a valid id.
             CorruptedSessionError: A transform cannot undo what is stored; it is left in place.
+            DecryptionError: The seal cannot be opened; the session is left in place.
         """
         call: Awaitable[tuple[bytes | None, bytes | None]] = self._load_encoded(session_id)
         if self._instrumentation is not None:
@@ -301,10 +305,16 @@ class EncodedSessionStore(SessionStore):
 
     async def _load_encoded(self, session_id: str) -> tuple[bytes | None, bytes | None]:
         stored = await self._backend.read(check_session_id(session_id))
+        if stored is None:
+            return None, None
         data = stored
-        if data is not None:
-            for transform in reversed(self._transforms):
-                data = transform.decode(data)
+        # As `_load`: the seal is opened first (it wraps the transformed bytes).
+        if self.encryption is not None:
+            data = self.encryption.open(data, self._binding, session_id)
+        for transform in reversed(self._transforms):
+            data = transform.decode(data)
+        if self.encryption is not None and not self.encryption.is_current(stored):
+            await protection.reseal_quietly(self, session_id, stored)
         return data, stored
 
     async def delete(self, session_id: str, *, if_version: str | None = None) -> None:
