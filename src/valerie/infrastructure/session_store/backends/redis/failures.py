@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from typing import NoReturn
 
 from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import (
@@ -61,10 +60,10 @@ class Place:
         return "the client's settings" if self.injected else "the URL (VALERIE_SESSION_REDIS_URL)"
 
 
-def raise_translated(
+def translate(
     error: Exception, command: str, place: Place, *, once: bool = False, large: int = 0
-) -> NoReturn:
-    """Raise the store's error for `error` (from it), or `error` itself if it has none.
+) -> Exception:
+    """Return the store's error for `error`, or `error` itself if it has none.
 
     Args:
         error: What redis-py raised, or the error reply it returned for the command.
@@ -73,16 +72,6 @@ def raise_translated(
         once: The command was sent once, not retried (it must not run twice).
         large: The bytes of a write sent once because it is large, else 0.
     """
-    translated = translate(error, command, place, once=once, large=large)
-    if translated is error:
-        raise error
-    raise translated from error
-
-
-def translate(
-    error: Exception, command: str, place: Place, *, once: bool = False, large: int = 0
-) -> Exception:
-    """Return the store's error for `error`; see `raise_translated`."""
     cause = access_denial(error)
     if cause is not None:
         return AccessDeniedError(_denied_message(cause, error, command, place), cause)
