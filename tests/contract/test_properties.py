@@ -7,6 +7,7 @@ import datetime
 import enum
 import json
 import math
+import struct
 import uuid
 from typing import Any
 
@@ -229,6 +230,26 @@ def test_orjson_would_write_null_for_nan_but_the_codec_refuses(value: float) -> 
     """The fast encoder's own leniency never reaches the store."""
     with pytest.raises(SerializationError, match="JSON cannot represent"):
         StateCodec(fast=True).encode({"x": value})
+
+
+any_bits_float = st.integers(min_value=0, max_value=2**64 - 1).map(
+    lambda bits: struct.unpack("<d", bits.to_bytes(8, "little"))[0]
+)
+
+
+@settings(max_examples=examples(1000))
+@given(value=any_bits_float | st.floats(), others=st.lists(scalars, max_size=6))
+def test_the_fast_codec_refuses_every_non_finite_float_and_takes_every_finite_one(
+    value: float, others: list[Any]
+) -> None:
+    """Any 64-bit pattern: NaNs with any sign and payload, infinities, subnormals, among other
+    values (negative ints and long strings put 0xFF and 0x7F bytes in marshal's image)."""
+    for state in ({"x": value, "others": others}, {"others": [*others, value]}):
+        if math.isfinite(value):
+            assert json.loads(StateCodec(fast=True).encode(state)) == as_json(state)
+        else:
+            with pytest.raises(SerializationError, match="JSON cannot represent"):
+                StateCodec(fast=True).encode(state)
 
 
 ID_SET = ("a", "b", "ünï")

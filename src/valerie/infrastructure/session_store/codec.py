@@ -17,6 +17,7 @@ finite `float`, `bool`, `None`, `list`/`tuple` or `dict` with `str` keys, nested
 from __future__ import annotations
 
 import json
+import marshal
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -173,17 +174,26 @@ would hold a second copy of a large state (the walk holds none)."""
 
 
 def _orjson_if_plainly_valid(
-    state: Mapping[str, Any],
+    state: SessionState, want_copy: bool
 ) -> tuple[bytes, SessionState | None] | None:
-    """Return orjson's encoding of `state`, and its decoding, if `state` plainly obeys the rules.
+    """Return orjson's encoding of `state`, and its decoding if `want_copy`, or `None`.
 
-    A shortcut past the walk for the common case. orjson refuses non-str keys, nesting beyond
-    `MAX_DEPTH`, out-of-range ints and (with these options) datetimes, dataclasses and
-    subclasses; what it takes but the rules refuse (NaN and infinities written as null, UUIDs
-    as strings, enums as their values) changes the round trip, so comparing the round trip with
-    the state catches it. Tuples change it too: those states, like every refused one, take the
-    walk, which decides. A large state takes the walk at once, keeping orjson's encoding (no
-    decoding then).
+    `None` leaves the verdict to the walk: `state` does not plainly obey the rules.
+
+    A shortcut past the walk for the common case, in C. orjson refuses non-str keys, nesting
+    beyond `MAX_DEPTH`, out-of-range ints, lone surrogates and (with these options) datetimes,
+    dataclasses and subclasses of str, int, dict and list. What it takes but the rules refuse
+    is caught by one of two checks:
+
+    - with `want_copy`, the round trip: UUIDs, enums and NaN change it, and so do tuples;
+    - else `marshal`, which takes only the exact built-in types (refusing UUIDs, enums,
+      fragments, subclasses) and writes each float as its 8 IEEE bytes: a NaN or an infinity
+      has the exponent's bits all set, so its last byte is 0x7F or 0xFF. Neither byte in the
+      image proves every float finite; either one (rare elsewhere: 0xFF is never UTF-8, 0x7F
+      is DEL) sends the state to the round trip.
+
+    A large state takes the walk at once, keeping orjson's encoding: neither check would then
+    hold a second copy of it.
 
     Raises:
         SerializationError: A large state breaks a rule.
@@ -195,6 +205,13 @@ def _orjson_if_plainly_valid(
     if len(data) > _ROUND_TRIP_LIMIT:
         _validate(state, check_strings=False)
         return data, None
+    if not want_copy:
+        try:
+            image = marshal.dumps(state)
+        except ValueError:  # a type that is not an exact built-in
+            return None
+        if b"\x7f" not in image and b"\xff" not in image:
+            return data, None
     copy = orjson.loads(data)
     return (data, copy) if copy == state else None
 
@@ -260,7 +277,7 @@ class StateCodec:
             SerializationError: `state` breaks a rule of this module; the message names the
                 path of the offending value and how to fix it.
         """
-        return self._encode(state)[0]
+        return self._encode(state, want_copy=False)[0]
 
     def encode_with_copy(self, state: Mapping[str, Any]) -> tuple[bytes, SessionState]:
         """Return the JSON of `state` and what decoding it gives, often at no extra cost.
@@ -268,10 +285,12 @@ class StateCodec:
         Raises:
             SerializationError: As `encode`.
         """
-        data, copy = self._encode(state)
+        data, copy = self._encode(state, want_copy=True)
         return data, self.decode(data) if copy is None else copy
 
-    def _encode(self, state: Mapping[str, Any]) -> tuple[bytes, SessionState | None]:
+    def _encode(
+        self, state: Mapping[str, Any], *, want_copy: bool
+    ) -> tuple[bytes, SessionState | None]:
         if not isinstance(state, dict):
             if not isinstance(state, Mapping):
                 raise SerializationError(
@@ -279,7 +298,7 @@ class StateCodec:
                 )
             state = dict(state)
         if self._fast:
-            encoded = _orjson_if_plainly_valid(state)
+            encoded = _orjson_if_plainly_valid(state, want_copy)
             if encoded is not None:
                 return encoded
         _validate(state, check_strings=False)
