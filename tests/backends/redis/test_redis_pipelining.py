@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.cluster import ClusterDeployment
 from tests.support.fault_proxy import FaultProxy, command_named, script
 from tests.support.redis_server import RedisServer
 from tests.support.resp import command_calls
@@ -87,11 +88,18 @@ async def test_concurrent_calls_are_written_together(private_server: RedisServer
         assert connections_received(private_server) - before <= 1
 
 
-async def test_a_refused_command_fails_only_its_caller(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("topology", ["standalone", "cluster"])
+async def test_a_refused_command_fails_only_its_caller(
+    topology: str, request: pytest.FixtureRequest
+) -> None:
     """One key of the wrong type among 99 good ones, loaded in the same step: its caller gets
-    CorruptedSessionError, every other caller its own state."""
+    CorruptedSessionError, every other caller its own state (on a cluster, the other callers
+    of the same node's pipeline too)."""
+    server = request.getfixturevalue(
+        "redis_server" if topology == "standalone" else "cluster_deployment"
+    )
     prefix = f"isolated:{uuid.uuid4().hex[:8]}:"
-    async with RedisSessionStore(redis_server.url, prefix=prefix) as store:
+    async with RedisSessionStore(server.url, prefix=prefix) as store:
         await store.save_many({f"s{n}": {"n": n} for n in range(100)})
         await store.backend._connection().delete(prefix + "s50")
         await store.backend._connection().hset(prefix + "s50", "field", "value")
@@ -229,3 +237,27 @@ async def test_a_pipelined_wait_for_a_busy_connection_is_bounded_and_reported(
         await other.aclose()
     assert [(event.backend, event.timed_out) for event in waits.events] == [("redis", timed_out)]
     assert 0.05 < waits.events[0].duration < seconds + 0.5
+
+
+async def test_on_a_cluster_256_concurrent_turns_use_at_most_8_connections_per_node(
+    cluster_deployment: ClusterDeployment,
+) -> None:
+    """Pipelined per node: 256 tasks whose sessions spread over three primaries open at most 8
+    sockets on each (plus the one that reads the slot map); without pipelining, many more."""
+
+    async def sockets_per_node(pipelining: bool) -> list[int]:
+        nodes = sorted(cluster_deployment.primaries, key=lambda node: node.port)
+        before = [connections_received(node) + 1 for node in nodes]
+        prefix = f"few:{uuid.uuid4().hex[:8]}:"
+        async with RedisSessionStore(
+            cluster_deployment.url, prefix=prefix, pipelining=pipelining
+        ) as store:
+            await turns(store, 256, 4)
+            assert await store.load("s255") == {"turn": 4}
+        after = [connections_received(node) for node in nodes]
+        return [end - start for start, end in zip(before, after, strict=True)]
+
+    pipelined = await sockets_per_node(True)
+    unpipelined = await sockets_per_node(False)
+    assert all(1 <= count <= 8 + 1 for count in pipelined)
+    assert max(unpipelined) > 9

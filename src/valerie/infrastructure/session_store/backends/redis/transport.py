@@ -10,7 +10,7 @@ redis-py upgrade that changes one fails there by name. What it adds to redis-py'
 - `min_replicas`: a WAIT follows each write on the same connection (WAIT counts the writes sent
   before it on its connection); on a cluster such writes go to each slot's primary directly.
 - Automatic pipelining (`coalescing.py`): the commands of concurrent calls share pipelines
-  on at most `PIPELINE_CONNECTIONS` connections, on one server.
+  on at most `PIPELINE_CONNECTIONS` connections per server (per node on a Cluster).
 - A budget of connections per store and event loop, a bounded wait for one, and a close that
   never closes a client under a running call.
 """
@@ -75,7 +75,7 @@ class RedisTransport:
         min_replicas: Replicas each write must reach (WAIT), 0 for none.
         replica_timeout: Seconds WAIT waits.
         pipelining: Send the commands of concurrent calls together (`coalescing.py`), on at
-            most `PIPELINE_CONNECTIONS` connections; one server only (not a Cluster), and
+            most `PIPELINE_CONNECTIONS` connections per server (per node on a Cluster);
             neither writes followed by WAIT nor large writes, which keep a connection each.
 
     Attributes:
@@ -309,13 +309,18 @@ class RedisTransport:
                     max_connections=self.max_connections,
                 )
             connections = self._connections = _Connections(client, loop, self.max_connections)
-            if self.pipelining and not connections.cluster:
+            if self.pipelining:
                 connections.coalescer = self._coalescer(connections)
         return connections
 
     def _coalescer(self, connections: _Connections) -> Coalescer:
-        """Automatic pipelining on this loop's client (one server: standalone or Sentinel)."""
-        client = cast("Redis", connections.client)
+        """Automatic pipelining on this loop's client.
+
+        On one server (standalone or Sentinel) a batch is one pipeline on one connection; on a
+        cluster it is split by key slot, one pipeline per node, sent as `_run_on_cluster`
+        sends any call's commands (so at most `PIPELINE_CONNECTIONS` per node).
+        """
+        client = connections.client
 
         async def send(commands: list[tuple[Any, ...]], once: bool) -> list[Any]:
             # Counted as a call: close() must not close the client under a batch whose
@@ -324,7 +329,14 @@ class RedisTransport:
             connections.held += 1  # a batch holds one connection (the pool's metrics)
             connections.opened = max(connections.opened, connections.held)
             try:
-                replies, _ = await self._run_on_pool(client, commands, None, once)
+                if connections.cluster:
+                    replies, _ = await self._run_on_cluster(
+                        cast("RedisCluster", client), commands, None, once
+                    )
+                else:
+                    replies, _ = await self._run_on_pool(
+                        cast("Redis", client), commands, None, once
+                    )
                 return replies
             finally:
                 connections.held -= 1
