@@ -1,5 +1,8 @@
 """Cluster: valerie's Redis store through a 3-primary Redis Cluster against standalone.
 
+The cluster store runs twice, pipelined (the default) and with `pipelining=False`, to show
+what automatic pipelining per node gives.
+
 The cluster is started by the scenario, on loopback, without replicas. Both stores use the same
 prefix and the same `SESSION_COUNT` UUID ids (whose keys spread over every slot, so over every
 primary), filled once before the warm-up; the operations only overwrite them, so nothing is
@@ -24,7 +27,9 @@ PRIMARIES = 3
 CONCURRENCIES = (1, 64)
 STANDALONE = "valerie RedisSessionStore, standalone"
 CLUSTER = "valerie RedisSessionStore, cluster"
+CLUSTER_UNPIPELINED = "valerie RedisSessionStore, cluster, pipelining off"
 VS_STANDALONE = "vs standalone"
+VS_UNPIPELINED = "vs pipelining off"
 
 
 async def count_keys(cluster: ClusterDeployment) -> list[int]:
@@ -49,9 +54,18 @@ async def run(context: Context) -> Section:
             ValerieContestant(
                 name,
                 "redis",
-                RedisSessionStore(url, prefix="bench:topology:", default_ttl=TTL_SECONDS),
+                RedisSessionStore(
+                    url,
+                    prefix="bench:topology:",
+                    default_ttl=TTL_SECONDS,
+                    pipelining=pipelining,
+                ),
             )
-            for name, url in ((STANDALONE, server.url), (CLUSTER, cluster.url))
+            for name, url, pipelining in (
+                (STANDALONE, server.url, True),
+                (CLUSTER, cluster.url, True),
+                (CLUSTER_UNPIPELINED, cluster.url, False),
+            )
         ]
         try:
             await prepopulate(contestants, ids, state)
@@ -67,13 +81,17 @@ async def run(context: Context) -> Section:
     cells = summarize(
         samples,
         "ops/s",
-        lambda cell: {VS_STANDALONE: Cell(STANDALONE, cell.operation, cell.tasks)},
+        lambda cell: {
+            VS_STANDALONE: Cell(STANDALONE, cell.operation, cell.tasks),
+            VS_UNPIPELINED: Cell(CLUSTER_UNPIPELINED, cell.operation, cell.tasks),
+        },
     )
     rows = []
     for kind in OPERATIONS:
         for tasks in CONCURRENCIES:
             standalone = cells[Cell(STANDALONE, kind, tasks)]
             clustered = cells[Cell(CLUSTER, kind, tasks)]
+            unpipelined = cells[Cell(CLUSTER_UNPIPELINED, kind, tasks)]
             rows.append(
                 (
                     kind,
@@ -83,6 +101,8 @@ async def run(context: Context) -> Section:
                     rate(clustered),
                     spread(clustered),
                     *ratio(clustered.ratios.get(VS_STANDALONE)),
+                    rate(unpipelined),
+                    *ratio(clustered.ratios.get(VS_UNPIPELINED)),
                 )
             )
     return Section(
@@ -95,13 +115,26 @@ async def run(context: Context) -> Section:
         ),
         notes=[
             "ratio = median over rounds of cluster / standalone measured in the same round, "
-            "with its (min-max)",
+            "with its (min-max); gain = the same for the cluster store pipelined / with "
+            "pipelining=False",
             f"keys per primary: {', '.join(f'{count:,}' for count in keys)} "
             f"(of {SESSION_COUNT:,} ids)",
         ],
         tables=[
             Table(
-                ("op", "tasks", "standalone", "spread", "cluster", "spread", "ratio", "(min-max)"),
+                (
+                    "op",
+                    "tasks",
+                    "standalone",
+                    "spread",
+                    "cluster",
+                    "spread",
+                    "ratio",
+                    "(min-max)",
+                    "pipelining off",
+                    "gain",
+                    "(min-max)",
+                ),
                 rows,
                 left=1,
             )

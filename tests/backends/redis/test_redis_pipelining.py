@@ -261,3 +261,20 @@ async def test_on_a_cluster_256_concurrent_turns_use_at_most_8_connections_per_n
     unpipelined = await sockets_per_node(False)
     assert all(1 <= count <= 8 + 1 for count in pipelined)
     assert max(unpipelined) > 9
+
+
+async def test_on_a_cluster_a_command_of_no_key_shares_a_step_with_loads(
+    cluster_deployment: ClusterDeployment,
+) -> None:
+    """PING (no key, left to redis-py's routing) issued in the same step as 50 loads on three
+    nodes: each caller gets its own answer."""
+    async with RedisSessionStore(
+        cluster_deployment.url, prefix=f"mixed:{uuid.uuid4().hex[:8]}:"
+    ) as store:
+        await store.save_many({f"s{n}": {"n": n} for n in range(50)})
+        facts, *loaded = await asyncio.gather(
+            store.ping(), *(store.load(f"s{n}") for n in range(50))
+        )
+        assert facts["topology"] == "cluster"
+        assert loaded == [{"n": n} for n in range(50)]
+        await store.clear()

@@ -317,8 +317,8 @@ class RedisTransport:
         """Automatic pipelining on this loop's client.
 
         On one server (standalone or Sentinel) a batch is one pipeline on one connection; on a
-        cluster it is split by key slot, one pipeline per node, sent as `_run_on_cluster`
-        sends any call's commands (so at most `PIPELINE_CONNECTIONS` per node).
+        cluster it is split by key slot into one pipeline per node (`_batch_on_cluster`), so
+        at most `PIPELINE_CONNECTIONS` connections per node.
         """
         client = connections.client
 
@@ -330,13 +330,12 @@ class RedisTransport:
             connections.opened = max(connections.opened, connections.held)
             try:
                 if connections.cluster:
-                    replies, _ = await self._run_on_cluster(
-                        cast("RedisCluster", client), commands, None, once
-                    )
-                else:
-                    replies, _ = await self._run_on_pool(
-                        cast("Redis", client), commands, None, once
-                    )
+                    cluster = cast("RedisCluster", client)
+                    if all(map(_routable, commands)):
+                        return await self._batch_on_cluster(cluster, commands, once)
+                    replies, _ = await self._run_on_cluster(cluster, commands, None, once)
+                    return replies
+                replies, _ = await self._run_on_pool(cast("Redis", client), commands, None, once)
                 return replies
             finally:
                 connections.held -= 1
@@ -473,6 +472,32 @@ class RedisTransport:
             pipeline.execute_command(*command)
         return await pipeline.execute(raise_on_error=False), None
 
+    async def _batch_on_cluster(
+        self, client: RedisCluster, commands: list[tuple[Any, ...]], once: bool
+    ) -> list[Any]:
+        """Send a batch of concurrent calls' commands on a cluster: one pipeline per node.
+
+        The nodes are sent to at once, and MOVED replies followed, by `_on_slot_primaries`;
+        commands that may be retried are tried again after a connection error (the slot map
+        read again first), as redis-py retries the commands it routes.
+        """
+
+        async def attempt() -> list[Any]:
+            await client.initialize()  # a no-op unless the slot map must be read (again)
+            replies, _ = await self._on_slot_primaries(client, commands, None)
+            return replies
+
+        if once:
+            return await attempt()
+
+        async def before_retry(error: Exception) -> None:
+            logger.debug(
+                "%s to a cluster failed (%s); retrying", commands[0][0], type(error).__name__
+            )
+
+        replies: list[Any] = await client.retry.call_with_retry(attempt, before_retry)
+        return replies
+
     async def _on_slot_primaries(
         self,
         client: RedisCluster,
@@ -497,18 +522,26 @@ class RedisTransport:
                 node = client.get_node_from_key(_key_of(commands[index]))
                 groups.setdefault(node, []).append(index)
             pending = []
-            for node, indexes in groups.items():
-                try:
-                    node_replies, node_acknowledged = await _on_node(
-                        node, [commands[i] for i in indexes], wait, self._wait_timeout(None)
-                    )
-                except (RedisConnectionError, RedisTimeoutError, OSError) as error:
-                    logger.info(
-                        "%s from a cluster node: the slot map will be read again",
-                        type(error).__name__,
-                    )
-                    forget_slots(client)
-                    raise
+            # Every node at once: a batch costs one round trip, not one per node.
+            outcomes = await asyncio.gather(
+                *(
+                    _on_node(node, [commands[i] for i in indexes], wait, self._wait_timeout(None))
+                    for node, indexes in groups.items()
+                ),
+                return_exceptions=True,
+            )
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    if isinstance(outcome, (RedisConnectionError, RedisTimeoutError, OSError)):
+                        logger.info(
+                            "%s from a cluster node: the slot map will be read again",
+                            type(outcome).__name__,
+                        )
+                        forget_slots(client)
+                    raise outcome
+            for indexes, (node_replies, node_acknowledged) in zip(
+                groups.values(), cast("list[tuple[list[Any], Any]]", outcomes), strict=True
+            ):
                 moved = 0
                 for index, reply in zip(indexes, node_replies, strict=True):
                     if isinstance(reply, MovedError):
@@ -780,6 +813,26 @@ async def _on_node(
         raise
     finally:
         node.release(connection)
+
+
+_ONE_KEY = frozenset({"GET", "PTTL", "STRLEN", "EXISTS", "UNLINK", "DEL"})
+"""Commands routed by their key when they name exactly one (some take several)."""
+_KEY_FIRST = frozenset({"SET", "GETEX", "PEXPIRE", "EXPIRE", "ZADD", "ZRANGE", "ZMSCORE"})
+"""Commands of one key, followed by other arguments."""
+
+
+def _routable(command: tuple[Any, ...]) -> bool:
+    """Whether `_key_of` routes `command` on a cluster.
+
+    True for a command of one key, or a script of one slot; others (PING, INFO, several
+    keys...) are left to redis-py's routing.
+    """
+    name = command[0]
+    if name == "EVAL":
+        return int(command[2]) >= 1
+    if name in _ONE_KEY:
+        return len(command) == 2
+    return name in _KEY_FIRST
 
 
 def _key_of(command: tuple[Any, ...]) -> Any:
