@@ -346,11 +346,12 @@ async def test_a_stored_value_naming_code_is_inert(
 
 
 def test_no_pickle_anywhere_in_the_package() -> None:
-    """Nothing in the package imports pickle or marshal, or names a type to load from data."""
+    """Nothing in the package imports pickle, reads marshal data (the codec only writes it, to
+    check types), or names a type to load from data."""
     root = Path(__file__).parents[2] / "src" / "valerie"
     for source in root.rglob("*.py"):
         text = source.read_text()
-        for word in ("import pickle", "import marshal", "import_module", "__import__", "eval("):
+        for word in ("import pickle", "marshal.load", "import_module", "__import__", "eval("):
             assert word not in text, f"{source} contains {word}"
 
 
