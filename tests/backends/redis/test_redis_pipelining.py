@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from tests.support.cluster import ClusterDeployment
 from tests.support.fault_proxy import FaultProxy, command_named, script
@@ -278,3 +279,38 @@ async def test_on_a_cluster_a_command_of_no_key_shares_a_step_with_loads(
         assert facts["topology"] == "cluster"
         assert loaded == [{"n": n} for n in range(50)]
         await store.clear()
+
+
+async def test_on_a_cluster_a_slot_being_migrated_is_followed_by_ask() -> None:
+    """A resharding under way: the slot of one session is MIGRATING from its owner to another
+    node, and the session is not on the owner. Saved, then loaded, each time in the same
+    step as 30 other sessions' loads, it goes where ASK says (through redis-py's routing),
+    and every caller gets its own answer."""
+    prefix = "ask:"
+    slot = key_slot((prefix + "moving").encode())
+    with ClusterDeployment(primaries=3) as cluster:
+        owner, owner_id = target, target_id = None, ""
+        for node in cluster.primaries:
+            for row in node.command("CLUSTER", "NODES").decode().splitlines():
+                node_id, _, flags, *rest = row.split()
+                if "myself" not in flags:
+                    continue
+                spans = [span.partition("-") for span in rest[5:]]
+                if any(int(low) <= slot <= int(high or low) for low, _, high in spans):
+                    owner, owner_id = node, node_id
+                elif target is None:
+                    target, target_id = node, node_id
+        assert owner is not None
+        assert target is not None
+        target.command("CLUSTER", "SETSLOT", str(slot), "IMPORTING", owner_id)
+        owner.command("CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+        async with RedisSessionStore(cluster.url, prefix=prefix) as store:
+            await store.save_many({f"s{n}": {"n": n} for n in range(30)})
+            await asyncio.gather(
+                store.save("moving", {"moved": True}), *(store.load(f"s{n}") for n in range(30))
+            )
+            loaded = await asyncio.gather(
+                store.load("moving"), *(store.load(f"s{n}") for n in range(30))
+            )
+        assert loaded == [{"moved": True}, *({"n": n} for n in range(30))]
+        assert target.command("CLUSTER", "COUNTKEYSINSLOT", str(slot)).strip() == b"(integer) 1"

@@ -28,7 +28,14 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import ClusterError, MovedError, ResponseError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    MovedError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -477,14 +484,24 @@ class RedisTransport:
     ) -> list[Any]:
         """Send a batch of concurrent calls' commands on a cluster: one pipeline per node.
 
-        The nodes are sent to at once, and MOVED replies followed, by `_on_slot_primaries`;
-        commands that may be retried are tried again after a connection error (the slot map
-        read again first), as redis-py retries the commands it routes.
+        The nodes are sent to at once, and MOVED replies followed, by `_on_slot_primaries`.
+        Commands that may be retried are tried again after a connection error (the slot map
+        read again first), and each one answered CLUSTERDOWN, TRYAGAIN or ASK (a failover or
+        a resharding under way) is sent again alone through redis-py's routing, which waits,
+        retries and follows ASK as it does for any command it routes.
         """
 
         async def attempt() -> list[Any]:
             await client.initialize()  # a no-op unless the slot map must be read (again)
             replies, _ = await self._on_slot_primaries(client, commands, None)
+            if once:
+                return replies
+            for index, reply in enumerate(replies):
+                if isinstance(reply, _IN_TRANSITION):
+                    try:
+                        replies[index] = await client.execute_command(*commands[index])
+                    except Exception as error:
+                        replies[index] = error
             return replies
 
         if once:
@@ -814,6 +831,9 @@ async def _on_node(
     finally:
         node.release(connection)
 
+
+_IN_TRANSITION = (ClusterDownError, TryAgainError, AskError)
+"""Replies of a cluster in a failover or a resharding; MOVED (an AskError) is followed before."""
 
 _ONE_KEY = frozenset({"GET", "PTTL", "STRLEN", "EXISTS", "UNLINK", "DEL"})
 """Commands routed by their key when they name exactly one (some take several)."""
