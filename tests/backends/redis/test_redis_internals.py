@@ -19,7 +19,7 @@ from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, NodesManager, RedisCluster
 from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import MovedError
 
@@ -123,6 +123,10 @@ INTERNALS: dict[str, Callable[[], str | None]] = {
     # Sentinel: which primary a client follows, and the Sentinel clients to close.
     "Sentinel.sentinels": _attribute(lambda: Sentinel([("127.0.0.1", 26379)]), "sentinels"),  # type: ignore[no-untyped-call]
     "SentinelConnectionPool.service_name": _attribute(_sentinel_pool, "service_name"),
+    "SentinelConnectionPool.master_address": _attribute(_sentinel_pool, "master_address"),
+    "SentinelConnectionPool.get_master_address()": _coroutine(
+        SentinelConnectionPool, "get_master_address"
+    ),
     # topology.py: casting a URL's options the way redis-py does.
     "redis.asyncio.connection.parse_url(url)": lambda: (
         None if callable(getattr(redis.asyncio.connection, "parse_url", None)) else "it is gone"

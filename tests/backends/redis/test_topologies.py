@@ -5,6 +5,7 @@ user, readiness probes, an injected client, configuration."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 import time
@@ -54,11 +55,12 @@ def private_sentinel() -> Iterator[SentinelDeployment]:
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["kill", "freeze"])
 async def test_sentinel_failover_is_survived_by_the_same_store(
-    private_sentinel: SentinelDeployment, fault: str
+    private_sentinel: SentinelDeployment, fault: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Kill or freeze (SIGSTOP) the primary: calls fail with the unavailable error or succeed,
     each within its bound; once Sentinel promotes the replica the same store serves again,
-    with the sessions written (and replicated) before the failover."""
+    with the sessions written (and replicated) before the failover, and says so once at INFO."""
+    caplog.set_level(logging.INFO, logger="valerie.session_store")
     async with RedisSessionStore(private_sentinel.url, prefix="failover:", timeout=0.5) as store:
         await timed(store.save_many({f"s{n}": {"n": n} for n in range(50)}))
         private_sentinel.wait_until_replicated()
@@ -74,7 +76,14 @@ async def test_sentinel_failover_is_survived_by_the_same_store(
                 failures += 1
                 assert time.monotonic() < deadline, "no new primary within 30 s"
         assert failures > 0, "the fault was never felt"
-        assert private_sentinel.current_primary_address() != old
+        new = private_sentinel.current_primary_address()
+        assert new != old
+        (failover,) = [
+            record.getMessage()
+            for record in caplog.records
+            if record.levelno == logging.INFO and "new primary" in record.getMessage()
+        ]
+        assert f"{new[0]}:{new[1]}, was {old[0]}:{old[1]}" in failover
         assert await timed(store.load("after")) == {"ok": True}
         assert await timed(store.load_many([f"s{n}" for n in range(50)])) == {
             f"s{n}": {"n": n} for n in range(50)

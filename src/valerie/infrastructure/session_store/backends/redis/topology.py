@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import weakref
 from typing import Any
 from urllib.parse import urlencode
@@ -23,12 +24,14 @@ from redis.asyncio.connection import (
     parse_url,
 )
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
 from ...errors import ConfigurationError
 from .urls import RedisTarget, mask_url
 
 RedisClient = Redis | RedisCluster
+
+logger = logging.getLogger("valerie.session_store.redis")
 
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
 
@@ -140,10 +143,32 @@ def build_client(
     client: Redis = sentinel.master_for(
         target.master_name,
         redis_class=Redis,
+        connection_pool_class=FailoverLoggingPool,
         max_connections=max_connections,
     )
     _SENTINEL_CLIENTS[client] = list(sentinel.sentinels)
     return client
+
+
+class FailoverLoggingPool(SentinelConnectionPool):
+    """redis-py's Sentinel pool, which also says at INFO when Sentinel names a new primary.
+
+    redis-py asks Sentinel for the primary on every new connection and drops the idle ones
+    when the answer changes (a failover, or an operator's switch); this logs that change once.
+    """
+
+    async def get_master_address(self) -> Any:
+        """Return the primary's address, as redis-py does; log it if it changed."""
+        previous = self.master_address
+        address = await super().get_master_address()  # type: ignore[no-untyped-call]
+        if previous is not None and address != previous:
+            logger.info(
+                "Sentinel names a new primary for %r: %s:%s, was %s:%s (a failover)",
+                self.service_name,
+                *address,
+                *previous,
+            )
+        return address
 
 
 # The Sentinel clients of each client built here. redis-py's own list can lose one: concurrent
