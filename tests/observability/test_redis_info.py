@@ -10,6 +10,7 @@ import pytest
 
 from tests.observability.readings import Telemetry
 from tests.support.acl import create_acl_user
+from tests.support.cluster import ClusterDeployment
 from tests.support.redis_server import RedisServer, RedisServerMissing
 from valerie.infrastructure import InvalidArgumentError, RedisSessionStore
 from valerie.infrastructure.session_store.telemetry import RedisInfoSampler, names
@@ -121,6 +122,27 @@ async def test_the_background_task_samples_every_interval_and_stops(
         assert sampler.last is stopped
     tasks = [t for t in asyncio.all_tasks() if t.get_name() == "valerie-redis-info-sampler"]
     assert tasks == []
+
+
+async def test_on_a_cluster_every_primary_is_read_and_reported_with_its_address(
+    cluster_deployment: ClusterDeployment, telemetry: Telemetry
+) -> None:
+    """A cluster's primaries are each read: one reading per primary, with `server.address`
+    and `server.port` (a full node is what evicts); `last` is their sum."""
+    async with RedisSessionStore(cluster_deployment.url, prefix="cluster-info:") as store:
+        await store.save_many({f"s{n}": STATE for n in range(60)})
+        sampler = RedisInfoSampler.for_store(store, meter_provider=telemetry.meter_provider)
+        summed = await sampler.sample()
+        await store.clear()
+    assert summed is not None
+    nodes = sorted(cluster_deployment.primaries, key=lambda node: node.port)
+    assert sorted(sampler.last_by_server) == sorted(f"127.0.0.1:{node.port}" for node in nodes)
+    for node in nodes:
+        where = {names.SERVER_ADDRESS: "127.0.0.1", names.SERVER_PORT: node.port}
+        used = telemetry.value(names.REDIS_MEMORY_USED, **where)
+        assert used == sampler.last_by_server[f"127.0.0.1:{node.port}"].used_memory > 100_000
+    assert summed.used_memory == sum(s.used_memory for s in sampler.last_by_server.values())
+    assert telemetry.value(names.REDIS_MEMORY_USED) == summed.used_memory
 
 
 @pytest.mark.parametrize("interval", [0, 0.05, -1, True, "15"])

@@ -42,6 +42,9 @@ CONNECTION_STATE: Final = "db.client.connection.state"
 LOAD_OUTCOME: Final = "valerie.session.load.outcome"
 LEASE_OUTCOME: Final = "valerie.session.lease.outcome"
 UPDATE_ATTEMPTS: Final = "valerie.session.update.attempts"
+SERVER_ADDRESS: Final = "server.address"
+"""A cluster node's host, on the sampler's readings (one per primary)."""
+SERVER_PORT: Final = "server.port"
 
 # The histogram buckets the conventions advise for `db.client.operation.duration`.
 DURATION_BUCKETS: Final = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)

@@ -3,9 +3,11 @@
 A `RedisInfoSampler` reads `INFO memory` and `INFO stats` every `interval` seconds in one
 background task and reports the last reading through observable OpenTelemetry instruments
 (`redis.memory.used`, `redis.maxmemory`, `redis.keys.evicted`, `redis.keys.expired`: the
-OpenTelemetry Collector's names). One command pair per interval, whatever the traffic: its
-cost is bounded. Where `INFO` is refused (a managed Redis, an ACL without `+info`), it says so
-once in the log and carries on; the store never notices.
+OpenTelemetry Collector's names). On a cluster it reads every primary and reports each one
+with `server.address` and `server.port`: one full node is what evicts. One command pair per
+server and interval, whatever the traffic: its cost is bounded. Where `INFO` is refused (a
+managed Redis, an ACL without `+info`), it says so once in the log and carries on; the store
+never notices.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("valerie.session_store.telemetry")
 
-InfoReader = Callable[[], Awaitable[Mapping[str, str]]]
-"""Returns the fields of `INFO memory` and `INFO stats`, by name."""
+InfoReader = Callable[[], Awaitable[Mapping[str, Mapping[str, str]]]]
+"""Returns the fields of `INFO memory` and `INFO stats`, by name, for each server: under `""`
+for a single server, under `host:port` for each primary of a cluster."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,18 @@ def sample_from(fields: Mapping[str, str], monotonic: float) -> InfoSample:
     )
 
 
+def total(samples: Iterable[InfoSample], monotonic: float) -> InfoSample:
+    """The sum of several servers' samples (a cluster's primaries), taken at `monotonic`."""
+    samples = list(samples)
+    return InfoSample(
+        used_memory=sum(sample.used_memory for sample in samples),
+        maxmemory=sum(sample.maxmemory for sample in samples),
+        evicted_keys=sum(sample.evicted_keys for sample in samples),
+        expired_keys=sum(sample.expired_keys for sample in samples),
+        monotonic=monotonic,
+    )
+
+
 def rate(before: InfoSample, after: InfoSample, field: str) -> float:
     """The per-second rate of a counter between two samples (0 across a server restart)."""
     elapsed = after.monotonic - before.monotonic
@@ -95,7 +110,7 @@ class RedisInfoSampler:
         """Create a sampler; nothing is read until `start()` or `sample()`.
 
         Args:
-            read_info: Returns the fields of `INFO memory` and `INFO stats`.
+            read_info: Returns the fields of `INFO memory` and `INFO stats`, by server.
             interval: Seconds between two readings (at least 0.1).
             meter_provider: Where the instruments live; the global provider by default.
             attributes: Added to every reading (`db.system.name` is always `redis`).
@@ -112,7 +127,10 @@ class RedisInfoSampler:
         self.interval = float(interval)
         self._attributes: dict[str, str] = {names.DB_SYSTEM_NAME: "redis", **(attributes or {})}
         self.last: InfoSample | None = None
+        """The last reading (on a cluster, the sum over its primaries)."""
         self.previous: InfoSample | None = None
+        self.last_by_server: dict[str, InfoSample] = {}
+        """The last reading of each server (`""` for a single one, else `host:port`)."""
         self._denied_logged = False
         self._task: asyncio.Task[None] | None = None
         meter = meter_from(meter_provider)
@@ -143,24 +161,37 @@ class RedisInfoSampler:
 
     @classmethod
     def for_store(cls, store: Any, **options: Any) -> RedisInfoSampler:
-        """A sampler reading the `INFO` of a `RedisSessionStore`'s server (the primary)."""
+        """A sampler reading the `INFO` of a `RedisSessionStore`'s servers.
+
+        Its primary, or each primary of a cluster.
+        """
         return cls(store.backend.server_info, **options)
 
     def _observe(self, field: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         from opentelemetry.metrics import Observation
 
         def observe(options: CallbackOptions) -> Iterable[Observation]:
-            sample = self.last
-            if sample is None:
-                return ()
-            return (Observation(int(getattr(sample, field)), self._attributes),)
+            return [
+                Observation(int(getattr(sample, field)), self._server_attributes(server))
+                for server, sample in self.last_by_server.items()
+            ]
 
         return observe
 
+    def _server_attributes(self, server: str) -> dict[str, str | int]:
+        if not server:
+            return dict(self._attributes)
+        host, _, port = server.rpartition(":")
+        return {**self._attributes, names.SERVER_ADDRESS: host, names.SERVER_PORT: int(port)}
+
     async def sample(self) -> InfoSample | None:
-        """Read `INFO` once and keep it as the last sample; None when it could not be read."""
+        """Read `INFO` once and keep it as the last sample; None when it could not be read.
+
+        On a cluster the sample returned (and kept as `last`) is the sum over its primaries;
+        `last_by_server` keeps each one.
+        """
         try:
-            fields = await self._read_info()
+            by_server = await self._read_info()
         except AccessDeniedError:
             if not self._denied_logged:
                 self._denied_logged = True
@@ -173,7 +204,11 @@ class RedisInfoSampler:
         except SessionStoreError as error:
             logger.debug("INFO could not be read this time: %s", type(error).__name__)
             return None
-        self.previous, self.last = self.last, sample_from(fields, time.monotonic())
+        now = time.monotonic()
+        self.last_by_server = {
+            server: sample_from(fields, now) for server, fields in by_server.items()
+        }
+        self.previous, self.last = self.last, total(self.last_by_server.values(), now)
         return self.last
 
     def rates(self) -> dict[str, float]:

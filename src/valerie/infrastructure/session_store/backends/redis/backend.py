@@ -261,8 +261,11 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocat
         """
         return self._transport.usage()
 
-    async def server_info(self) -> dict[str, str]:
-        """The fields of the server's `INFO memory` and `INFO stats`, for the telemetry sampler.
+    async def server_info(self) -> dict[str, dict[str, str]]:
+        """The fields of `INFO memory` and `INFO stats`, by server, for the telemetry sampler.
+
+        One server (standalone, or Sentinel's primary) under the key `""`; on a cluster every
+        primary, under its `host:port`.
 
         Raises:
             AccessDeniedError: the server refuses `INFO` (an ACL without `+info`).
@@ -270,12 +273,13 @@ class RedisBackend(CompareAndSet, ExpiryControl, Leases, Scans, Batches, Relocat
         """
         from ...telemetry.redis_info import parse_info
 
-        replies = await self._run([("INFO", "memory"), ("INFO", "stats")])
-        fields: dict[str, str] = {}
-        for reply in replies:
-            text = reply.decode() if isinstance(reply, bytes) else str(reply)
-            fields.update(parse_info(text))
-        return fields
+        by_node = await self._transport.run_on_each_primary([("INFO", "memory"), ("INFO", "stats")])
+        infos: dict[str, dict[str, str]] = {}
+        for node, replies in by_node.items():
+            fields = infos[node] = {}
+            for reply in replies:
+                fields.update(parse_info(reply.decode() if isinstance(reply, bytes) else reply))
+        return infos
 
     async def write(self, session_id: str, data: bytes, ttl_seconds: int) -> None:
         await self._execute(

@@ -221,6 +221,42 @@ class RedisTransport:
             logger.info("%s answers again", self.place.where)
         return replies
 
+    async def run_on_each_primary(self, commands: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+        """Run keyless commands (`INFO`) on every primary; their raw replies by node.
+
+        On one server (standalone, or Sentinel's primary) the only key is `""`; on a cluster
+        each primary's `host:port`, all asked at once. Errors are translated as `run`'s.
+        """
+        connections = self._connections_now()
+        if not connections.cluster:
+            return {"": await self.run(commands)}
+        client = cast("RedisCluster", connections.client)
+        name = str(commands[0][0])
+        await self._enter(connections)
+        try:
+            await client.initialize()
+            nodes = client.get_primaries()
+            outcomes = await asyncio.gather(
+                *(_on_node(node, commands, None, 0.0) for node in nodes), return_exceptions=True
+            )
+        except Exception as error:
+            self._give_up(error, name, once=False, large=0)
+        finally:
+            if self._leave(connections):
+                await close_client(connections.client)
+        replies: dict[str, list[Any]] = {}
+        for node, outcome in zip(nodes, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception):
+                    raise outcome
+                forget_slots(client)
+                self._give_up(outcome, name, once=False, large=0)
+            for reply in outcome[0]:
+                if isinstance(reply, Exception):
+                    self._give_up(reply, name, once=False, large=0)
+            replies[f"{node.host}:{node.port}"] = outcome[0]
+        return replies
+
     def _give_up(self, error: Exception, name: str, *, once: bool, large: int) -> NoReturn:
         """Raise the store's error for `error`, and log it at WARNING.
 
