@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import BaseModel
 
 from tests.observability.readings import Telemetry
 from tests.support.redis_server import RedisServer, RedisServerMissing
@@ -17,6 +18,7 @@ from valerie.infrastructure import (
     LockNotOwnedError,
     RedisSessionStore,
     SessionLockedError,
+    StateValidationError,
     VersionConflictError,
 )
 from valerie.infrastructure.session_store.telemetry import RedisInfoSampler
@@ -122,7 +124,16 @@ async def every_signal(store: RedisSessionStore, server: RedisServer) -> None:
     await asyncio.sleep(0.1)
     with pytest.raises(LockNotOwnedError):
         await lease.release()
+    await store.save("typed", {"n": "not a number"})
+    with pytest.raises(StateValidationError):
+        await store.typed(Turn).load("typed")
     await pool_timeout(store, server)
+
+
+class Turn(BaseModel):
+    """A typed view's model, to which `{"n": "not a number"}` is a StateValidationError."""
+
+    n: int
 
 
 async def pool_timeout(store: RedisSessionStore, server: RedisServer) -> int:

@@ -40,7 +40,13 @@ from .errors import (
     VersionConflictError,
 )
 from .inspection import SessionInfo, TimedState
-from .instrumentation import ConnectionWaitEvent, Observer, OperationEvent, Outcome
+from .instrumentation import (
+    ConnectionWaitEvent,
+    Observer,
+    OperationEvent,
+    Outcome,
+    StateFailureEvent,
+)
 from .lease import Lease
 from .protection import RotationReport
 from .registry import registered_backends
@@ -95,6 +101,7 @@ __all__ = [
     "SessionStoreError",
     "SessionStoreSettings",
     "StateCodec",
+    "StateFailureEvent",
     "StateTooLargeError",
     "StateValidationError",
     "TimedState",

@@ -15,7 +15,15 @@ from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
-from .errors import LockNotOwnedError, SessionLockedError, VersionConflictError
+from .errors import (
+    DecryptionError,
+    LockNotOwnedError,
+    MigrationError,
+    NewerSchemaVersionError,
+    SessionLockedError,
+    StateValidationError,
+    VersionConflictError,
+)
 
 if TYPE_CHECKING:
     from .backend import PoolUsage
@@ -86,6 +94,29 @@ class ConnectionWaitEvent(NamedTuple):
     timed_out: bool
 
 
+class StateFailureEvent(NamedTuple):
+    """A stored state could not be read: it did not decrypt, or a typed view could not take it.
+
+    Attributes:
+        operation: The operation that met it (`load`, `update`...).
+        backend: The backend's name.
+        error_type: `DecryptionError`, `MigrationError`, `NewerSchemaVersionError` or
+            `StateValidationError`.
+        reason: A `DecryptionError`'s `reason` (`tampered`, `unknown-key`, `plaintext`,
+            `malformed`); `None` for the others.
+    """
+
+    operation: str
+    backend: str
+    error_type: str
+    reason: str | None
+
+
+STATE_FAILURES = (DecryptionError, MigrationError, NewerSchemaVersionError, StateValidationError)
+"""The errors that mean a stored state could not be read, each reported as a
+`StateFailureEvent` (besides the operation's own event)."""
+
+
 class Observer:
     """Receives events from stores it is attached to (`observers=[...]`); subclass it.
 
@@ -98,6 +129,9 @@ class Observer:
 
     def on_connection_wait(self, event: ConnectionWaitEvent) -> None:
         """Called after a call waited for a pooled connection."""
+
+    def on_state_failure(self, event: StateFailureEvent) -> None:
+        """Called when a stored state could not be read (see `StateFailureEvent`)."""
 
     def on_attach(self, backend: str, pool_usage: Callable[[], PoolUsage | None]) -> None:
         """Called once when a store is created with this observer.
@@ -148,6 +182,8 @@ class Instrumentation:
                     0,
                 )
             )
+            if isinstance(error, STATE_FAILURES):
+                self.state_failure(operation, error)
             raise
         outcome, size, attempts, sessions = describe(result)
         duration = time.perf_counter() - started
@@ -176,6 +212,16 @@ class Instrumentation:
                 observer.on_operation(event)
             except Exception:
                 _logger.exception("observer %r failed on a %s event", observer, event.operation)
+
+    def state_failure(self, operation: str, error: Exception) -> None:
+        """Report a stored state that could not be read (one of `STATE_FAILURES`)."""
+        reason = error.reason if isinstance(error, DecryptionError) else None
+        event = StateFailureEvent(operation, self.backend, type(error).__name__, reason)
+        for observer in self.observers:
+            try:
+                observer.on_state_failure(event)
+            except Exception:
+                _logger.exception("observer %r failed on a state failure event", observer)
 
     def connection_wait(self, seconds: float, timed_out: bool) -> None:
         """Report a wait for a pooled connection; the hook a pooled backend calls."""

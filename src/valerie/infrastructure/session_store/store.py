@@ -303,6 +303,17 @@ class EncodedSessionStore(SessionStore):
             call = self._instrumentation.observe("load", call, _read)
         return (await call)[0]
 
+    def report_state_failure(self, operation: str, error: Exception) -> None:
+        """Tell the observers that a layer above the store could not read a stored state.
+
+        For the typed view, whose migrations and validation run after the store's call has
+        ended: observers get a `StateFailureEvent` for `error` (a `MigrationError`,
+        `NewerSchemaVersionError` or `StateValidationError`). Failures inside the store's own
+        calls (a `DecryptionError`) are reported by the store itself.
+        """
+        if self._instrumentation is not None:
+            self._instrumentation.state_failure(operation, error)
+
     async def _load_encoded(self, session_id: str) -> tuple[bytes | None, bytes | None]:
         stored = await self._backend.read(check_session_id(session_id))
         if stored is None:

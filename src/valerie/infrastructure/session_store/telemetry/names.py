@@ -26,6 +26,7 @@ UPDATE_RETRIES: Final = "valerie.session.update.retries"
 LEASE_WAIT_TIME: Final = "valerie.session.lease.wait_time"
 LEASES: Final = "valerie.session.leases"
 STATE_SIZE: Final = "valerie.session.state.size"
+STATE_FAILURES: Final = "valerie.session.state.failures"
 
 # Instruments: the Redis server, read from INFO by the sampler.
 REDIS_MEMORY_USED: Final = "redis.memory.used"
@@ -42,6 +43,7 @@ CONNECTION_STATE: Final = "db.client.connection.state"
 LOAD_OUTCOME: Final = "valerie.session.load.outcome"
 LEASE_OUTCOME: Final = "valerie.session.lease.outcome"
 UPDATE_ATTEMPTS: Final = "valerie.session.update.attempts"
+DECRYPTION_REASON: Final = "valerie.session.decryption.reason"
 SERVER_ADDRESS: Final = "server.address"
 """A cluster node's host, on the sampler's readings (one per primary)."""
 SERVER_PORT: Final = "server.port"
@@ -70,6 +72,7 @@ INSTRUMENTS: Final = frozenset(
         LEASE_WAIT_TIME,
         LEASES,
         STATE_SIZE,
+        STATE_FAILURES,
         REDIS_MEMORY_USED,
         REDIS_MAXMEMORY,
         REDIS_KEYS_EVICTED,

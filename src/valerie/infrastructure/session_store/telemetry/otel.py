@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ..backend import PoolUsage
-from ..instrumentation import ConnectionWaitEvent, Observer, OperationEvent, Outcome
+from ..instrumentation import (
+    ConnectionWaitEvent,
+    Observer,
+    OperationEvent,
+    Outcome,
+    StateFailureEvent,
+)
 from . import names
 from .providers import meter_from, tracer_from
 
@@ -120,6 +126,12 @@ class OpenTelemetryObserver(Observer):
                 names.CONNECTION_TIMEOUTS,
                 "{timeout}",
                 "Calls that gave up waiting for a free pooled connection.",
+            ),
+            (
+                names.STATE_FAILURES,
+                "{failure}",
+                "Stored states that could not be read: not decrypted, or refused by a typed "
+                "view (a failed migration, a newer schema, a state the model refuses).",
             ),
         ):
             tally = self._tallies[name] = {}
@@ -229,6 +241,13 @@ class OpenTelemetryObserver(Observer):
             span.set_status(self._error_status)
         span.end(end_time=end)
 
+    def on_state_failure(self, event: StateFailureEvent) -> None:
+        """Count a stored state that could not be read, by its error (and a decryption's reason)."""
+        _add(
+            self._tallies[names.STATE_FAILURES],
+            (event.backend, event.operation, event.error_type, event.reason),
+        )
+
     def on_connection_wait(self, event: ConnectionWaitEvent) -> None:
         """Record a wait for a pooled connection, and whether it timed out."""
         attributes = self._pool_attributes(event.backend)
@@ -240,8 +259,8 @@ class OpenTelemetryObserver(Observer):
             )
 
 
-Attributes = tuple[str, ...]
-"""The values of a tally's attributes, in the order `_TALLY_KEYS` names them."""
+Attributes = tuple[str | None, ...]
+"""The values of a tally's attributes, in the order `_TALLY_KEYS` names them (`None`: left out)."""
 
 _TALLY_KEYS = {
     names.LOADS: (names.DB_SYSTEM_NAME, names.DB_OPERATION_NAME, names.LOAD_OUTCOME),
@@ -249,6 +268,12 @@ _TALLY_KEYS = {
     names.UPDATE_RETRIES: (names.DB_SYSTEM_NAME,),
     names.LEASES: (names.DB_SYSTEM_NAME, names.LEASE_OUTCOME),
     names.CONNECTION_TIMEOUTS: (names.DB_SYSTEM_NAME, names.POOL_NAME),
+    names.STATE_FAILURES: (
+        names.DB_SYSTEM_NAME,
+        names.DB_OPERATION_NAME,
+        names.ERROR_TYPE,
+        names.DECRYPTION_REASON,
+    ),
 }
 
 
@@ -263,7 +288,10 @@ def _observe_tally(
 
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(count, dict(zip(keys, values, strict=True)))
+            Observation(
+                count,
+                {key: value for key, value in zip(keys, values, strict=True) if value is not None},
+            )
             for values, count in list(tally.items())
         ]
 

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from ..codec import SessionState, StateCodec
 from ..contract import DELETE, Deletion
-from ..errors import UpdaterReturnedNoneError, VersionConflictError
+from ..errors import (
+    MigrationError,
+    NewerSchemaVersionError,
+    StateValidationError,
+    UpdaterReturnedNoneError,
+    VersionConflictError,
+)
 from ..store import EncodedSessionStore
 from ..validation import (
     TTL,
@@ -33,6 +39,8 @@ TypedUpdater = Callable[[M | None], "M | Deletion | Awaitable[M | Deletion | Non
 
 _BATCH_WRITES_IN_FLIGHT = 16
 """Guarded writes a typed `save_many` runs at once: a batch must not take every connection."""
+
+_TYPED_FAILURES = (MigrationError, NewerSchemaVersionError, StateValidationError)
 
 _MIGRATION_ROUNDS = 8
 """Reads a load may make while migrating a session that others keep rewriting."""
@@ -141,17 +149,32 @@ class TypedSessionStore(Generic[M]):
             MigrationError: A migration failed; nothing was written.
         """
         encoded = self._encoded
-        if refresh_ttl is not False or encoded is None:
-            state = await self.store.load(session_id, refresh_ttl=refresh_ttl)
-            return None if state is None else await self._model_or_migrate(session_id, state)
-        # Validated from the stored JSON, not from a decoded dict: half the work.
-        data = await encoded.load_encoded(session_id)
-        if data is None:
-            return None
-        plain = self._schema.current_without_stamp(data)
-        if plain is not None:
-            return self._codec.load_json(session_id, plain)
-        return await self._model_or_migrate(session_id, encoded.codec.decode(data))
+        with self._reporting("load"):
+            if refresh_ttl is not False or encoded is None:
+                state = await self.store.load(session_id, refresh_ttl=refresh_ttl)
+                return None if state is None else await self._model_or_migrate(session_id, state)
+            # Validated from the stored JSON, not from a decoded dict: half the work.
+            data = await encoded.load_encoded(session_id)
+            if data is None:
+                return None
+            plain = self._schema.current_without_stamp(data)
+            if plain is not None:
+                return self._codec.load_json(session_id, plain)
+            return await self._model_or_migrate(session_id, encoded.codec.decode(data))
+
+    @contextlib.contextmanager
+    def _reporting(self, operation: str) -> Iterator[None]:
+        """Report a stored state this view could not take to the store's observers.
+
+        Only failures of this view's own work after a store call (the store reports what
+        happens within its calls, such as a function given to `update`).
+        """
+        try:
+            yield
+        except _TYPED_FAILURES as error:
+            if isinstance(self.store, EncodedSessionStore):
+                self.store.report_state_failure(operation, error)
+            raise
 
     async def _model_or_migrate(self, session_id: str, state: SessionState) -> M | None:
         """Validate a stored state of the current version; migrate (and write back) older.
@@ -160,7 +183,7 @@ class TypedSessionStore(Generic[M]):
         """
         if self._schema.take(session_id, state) == self._schema.version:
             return self._codec.load(session_id, state)
-        return (await self.load_versioned(session_id)).state
+        return (await self._load_versioned(session_id)).state
 
     async def load_versioned(self, session_id: str) -> TypedVersionedState[M]:
         """Return the model (or `None`) and its version, for a later `save(if_version=...)`.
@@ -172,6 +195,10 @@ class TypedSessionStore(Generic[M]):
             StateValidationError, NewerSchemaVersionError, MigrationError: As `load`.
             VersionConflictError: Others kept rewriting the session while it was migrated.
         """
+        with self._reporting("load_versioned"):
+            return await self._load_versioned(session_id)
+
+    async def _load_versioned(self, session_id: str) -> TypedVersionedState[M]:
         for _ in range(_MIGRATION_ROUNDS):
             state, version = await self.store.load_versioned(session_id)
             if state is None:
@@ -228,7 +255,8 @@ class TypedSessionStore(Generic[M]):
             return self._dump(new)
 
         stored = await self.store.update(session_id, apply, ttl, attempts=attempts)
-        return None if stored is None else self._model_of(session_id, stored)
+        with self._reporting("update"):
+            return None if stored is None else self._model_of(session_id, stored)
 
     async def delete(self, session_id: str, *, if_version: str | None = None) -> None:
         """Remove the session; see the store's `delete`."""
@@ -256,10 +284,13 @@ class TypedSessionStore(Generic[M]):
         Older sessions among them are migrated (and written back) one by one.
         """
         found = await self.store.load_many(session_ids)
-        return {
-            session_id: None if state is None else await self._model_or_migrate(session_id, state)
-            for session_id, state in found.items()
-        }
+        with self._reporting("load_many"):
+            return {
+                session_id: (
+                    None if state is None else await self._model_or_migrate(session_id, state)
+                )
+                for session_id, state in found.items()
+            }
 
     async def save_many(self, states: Mapping[str, M], ttl: TTL | None = None) -> None:
         """Store many sessions; every id and model is checked before any is written.
