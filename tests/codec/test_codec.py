@@ -57,6 +57,29 @@ def test_max_depth_is_accepted_and_one_more_is_refused(codec: StateCodec) -> Non
     assert caught.value.path == "state" + "['a']" * MAX_DEPTH
 
 
+def nested_tuples(depth: int) -> dict[str, Any]:
+    """A state of `depth` levels, the top dict and then tuples (orjson does not count them)."""
+    value: Any = 1
+    for _ in range(depth - 1):
+        value = (value,)
+    return {"a": value} if depth > 1 else {}
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 1, 1100])
+def test_tuples_count_towards_the_depth_for_every_way_of_encoding(
+    codec: StateCodec, depth: int
+) -> None:
+    """Nested tuples are levels too: orjson's own limit does not count them, the codec does
+    (for save's encoding and update's), and a refused state is a SerializationError."""
+    state = nested_tuples(depth)
+    for encode in (codec.encode, lambda s: codec.encode_with_copy(s)[0]):
+        if depth <= MAX_DEPTH:
+            assert codec.decode(encode(state)) == json.loads(json.dumps(state))
+        else:
+            with pytest.raises(SerializationError, match="nested more than"):
+                encode(state)
+
+
 def test_max_depth_is_orjsons_own_limit() -> None:
     """If an orjson release moves its recursion limit, this fails before the codecs disagree."""
     orjson.dumps(nested(MAX_DEPTH))

@@ -190,7 +190,9 @@ def _orjson_if_plainly_valid(
       fragments, subclasses) and writes each float as its 8 IEEE bytes: a NaN or an infinity
       has the exponent's bits all set, so its last byte is 0x7F or 0xFF. Neither byte in the
       image proves every float finite; either one (rare elsewhere: 0xFF is never UTF-8, 0x7F
-      is DEL) sends the state to the round trip.
+      is DEL) sends the state to the round trip, as does a tuple (`_TUPLE_CODES`). One hole:
+      `marshal` writes any buffer as bytes, so an enum with a `bytes` mixin whose value is
+      not bytes is taken as its value (the standard-library codec refuses it).
 
     A large state takes the walk at once, keeping orjson's encoding: neither check would then
     hold a second copy of it.
@@ -210,10 +212,23 @@ def _orjson_if_plainly_valid(
             image = marshal.dumps(state)
         except ValueError:  # a type that is not an exact built-in
             return None
-        if b"\x7f" not in image and b"\xff" not in image:
+        if (
+            b"\x7f" not in image
+            and b"\xff" not in image
+            and all(code not in image for code in _TUPLE_CODES)
+        ):
             return data, None
-    copy = orjson.loads(data)
+    try:
+        copy = orjson.loads(data)
+    except orjson.JSONDecodeError:  # deeper than orjson reads: nested tuples it wrote
+        return None
     return (data, copy) if copy == state else None
+
+
+_TUPLE_CODES = (b"(", b")", b"\xa8", b"\xa9")
+"""The bytes with which `marshal` starts a tuple (with and without its reference flag).
+orjson's depth limit does not count tuples: a state holding any (or these bytes in its text)
+takes the round trip, where a tuple never equals the list it comes back as."""
 
 
 def _reject_constant(name: str) -> Any:
