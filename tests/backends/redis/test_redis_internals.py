@@ -118,6 +118,10 @@ INTERNALS: dict[str, Callable[[], str | None]] = {
     "RedisCluster._initialize (set to re-read the slot map)": _attribute(_cluster, "_initialize"),
     "RedisCluster.nodes_manager": _attribute(_cluster, "nodes_manager"),
     "NodesManager.move_slot(moved)": _coroutine(NodesManager, "move_slot"),
+    "NodesManager.move_node_to_end_of_cached_nodes(node_name)": _function(
+        NodesManager, "move_node_to_end_of_cached_nodes", "node_name"
+    ),
+    "RedisCluster.get_node(host, port)": _function(RedisCluster, "get_node", "host", "port"),
     "NodesManager.aclose(attr)": _coroutine(NodesManager, "aclose", "attr"),
     "NodesManager.startup_nodes": _attribute(lambda: _cluster().nodes_manager, "startup_nodes"),
     # Sentinel: which primary a client follows, and the Sentinel clients to close.

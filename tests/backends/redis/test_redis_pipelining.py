@@ -7,8 +7,10 @@ the fault proxy that loses a reply after the server ran the command.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -17,7 +19,7 @@ from redis.crc import key_slot
 from tests.support.cluster import ClusterDeployment
 from tests.support.fault_proxy import FaultProxy, command_named, script
 from tests.support.redis_server import RedisServer
-from tests.support.resp import command_calls
+from tests.support.resp import ReplyError, call, command_calls
 from valerie.infrastructure import (
     BackendUnavailableError,
     ConfigurationError,
@@ -267,17 +269,18 @@ async def test_on_a_cluster_256_concurrent_turns_use_at_most_8_connections_per_n
 async def test_on_a_cluster_a_command_of_no_key_shares_a_step_with_loads(
     cluster_deployment: ClusterDeployment,
 ) -> None:
-    """PING (no key, left to redis-py's routing) issued in the same step as 50 loads on three
+    """PING (no key, left to redis-py's routing) in the same batch as 49 loads on three
     nodes: each caller gets its own answer."""
     async with RedisSessionStore(
         cluster_deployment.url, prefix=f"mixed:{uuid.uuid4().hex[:8]}:"
     ) as store:
         await store.save_many({f"s{n}": {"n": n} for n in range(50)})
-        facts, *loaded = await asyncio.gather(
-            store.ping(), *(store.load(f"s{n}") for n in range(50))
+        # The first call of a step goes alone; the PING comes after it, with 49 loads.
+        outcomes: list[Any] = await asyncio.gather(
+            *(store.load(f"s{n}") for n in range(50)), store.ping()
         )
-        assert facts["topology"] == "cluster"
-        assert loaded == [{"n": n} for n in range(50)]
+        assert outcomes[-1]["topology"] == "cluster"
+        assert outcomes[:-1] == [{"n": n} for n in range(50)]
         await store.clear()
 
 
@@ -306,11 +309,132 @@ async def test_on_a_cluster_a_slot_being_migrated_is_followed_by_ask() -> None:
         owner.command("CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
         async with RedisSessionStore(cluster.url, prefix=prefix) as store:
             await store.save_many({f"s{n}": {"n": n} for n in range(30)})
+            # Several connections open to every node: ASKING and its command must share one.
+            for _ in range(3):
+                await asyncio.gather(*(store.load(f"s{n}") for n in range(30)))
             await asyncio.gather(
-                store.save("moving", {"moved": True}), *(store.load(f"s{n}") for n in range(30))
+                *(store.load(f"s{n}") for n in range(30)), store.save("moving", {"moved": True})
             )
             loaded = await asyncio.gather(
-                store.load("moving"), *(store.load(f"s{n}") for n in range(30))
+                *(store.load(f"s{n}") for n in range(30)), store.load("moving")
             )
-        assert loaded == [{"moved": True}, *({"n": n} for n in range(30))]
+            async with store.lock("moving", wait=0):  # a lease script, sent once, follows ASK
+                updated = await store.update("moving", lambda state: {"moved": 2})
+        assert loaded == [*({"n": n} for n in range(30)), {"moved": True}]
+        assert updated == {"moved": 2}
         assert target.command("CLUSTER", "COUNTKEYSINSLOT", str(slot)).strip() == b"(integer) 1"
+
+
+def owner_port(cluster: ClusterDeployment, key: str) -> int:
+    """The port of the primary that serves `key` (the others answer MOVED)."""
+    for node in cluster.primaries:
+        with contextlib.suppress(ReplyError):
+            call(node.port, "EXISTS", key)
+            return node.port
+    raise AssertionError(f"no primary serves {key}")
+
+
+def ids_by_node(cluster: ClusterDeployment, prefix: str, count: int) -> dict[int, list[str]]:
+    """Session ids s0... grouped by the port of the primary that holds them."""
+    groups: dict[int, list[str]] = {}
+    for n in range(count):
+        groups.setdefault(owner_port(cluster, f"{prefix}s{n}"), []).append(f"s{n}")
+    return groups
+
+
+@pytest.mark.slow
+async def test_on_a_cluster_a_dead_primary_fails_only_the_calls_it_serves() -> None:
+    """One primary killed (no failover: a long node timeout): 90 loads in one step, each
+    node's share in its own pipeline; those the live primaries serve all succeed, those of
+    the dead one fail with BackendUnavailableError, round after round."""
+    with ClusterDeployment(primaries=3, node_timeout_ms=60_000) as cluster:
+        prefix = "dead:"
+        async with RedisSessionStore(cluster.url, prefix=prefix, timeout=0.5, retries=1) as store:
+            await store.save_many({f"s{n}": {"n": n} for n in range(90)})
+            groups = ids_by_node(cluster, prefix, 90)
+            dead = cluster.primaries[0]
+            on_dead = set(groups[dead.port])
+            for _ in range(2):  # the slot map learnt, connections open to every node
+                await asyncio.gather(*(store.load(f"s{n}") for n in range(90)))
+            dead.kill()
+            for _ in range(3):
+                outcomes = await asyncio.gather(
+                    *(store.load(f"s{n}") for n in range(90)), return_exceptions=True
+                )
+                for n, outcome in enumerate(outcomes):
+                    if f"s{n}" in on_dead:
+                        assert isinstance(outcome, BackendUnavailableError), outcome
+                    else:
+                        assert outcome == {"n": n}
+
+
+async def test_on_a_cluster_a_lost_reply_on_one_node_sends_nothing_twice_on_another(
+    proxied_cluster_deployment: ClusterDeployment,
+) -> None:
+    """In one batch, four deletes on node A and a load on node B whose reply is lost: node A
+    runs UNLINK exactly four times and the deletes succeed; only the load fails."""
+    cluster = proxied_cluster_deployment
+    prefix = f"resend:{uuid.uuid4().hex[:8]}:"
+    async with RedisSessionStore(
+        cluster.url, prefix=prefix, timeout=TIMEOUT, retries=RETRIES
+    ) as store:
+        await store.save_many({f"s{n}": {"n": n} for n in range(30)})
+        (port_a, on_a), (port_b, on_b), *_ = ids_by_node(cluster, prefix, 30).items()
+        before = command_calls(port_a, "unlink")
+        lost = command_named("GET", key=prefix + on_b[0])
+        with cluster.proxies[port_b].fault("drop", lost):
+            *deleted, loaded = await asyncio.gather(
+                store.load(on_a[0]),  # the first call of the step goes alone
+                *(store.delete(session_id) for session_id in on_a[1:5]),
+                store.load(on_b[0]),
+                return_exceptions=True,
+            )
+        assert command_calls(port_a, "unlink") - before == 4
+        assert deleted == [{"n": int(on_a[0][1:])}, None, None, None, None]
+        assert isinstance(loaded, BackendUnavailableError)
+        await store.clear()
+
+
+async def test_on_a_cluster_lost_compare_and_set_replies_fail_only_their_node(
+    proxied_cluster_deployment: ClusterDeployment,
+) -> None:
+    """Updates on two nodes at once, every compare-and-set reply of node B lost: node A's
+    updates all succeed; node B's fail as sent once (outcome unknown), none run twice."""
+    cluster = proxied_cluster_deployment
+    prefix = f"cas:{uuid.uuid4().hex[:8]}:"
+    async with RedisSessionStore(
+        cluster.url, prefix=prefix, timeout=TIMEOUT, retries=RETRIES
+    ) as store:
+        await store.save_many({f"s{n}": {"n": 0} for n in range(30)})
+        (_, on_a), (port_b, on_b), *_ = ids_by_node(cluster, prefix, 30).items()
+        with cluster.proxies[port_b].fault("drop", script(SWAP)):
+            outcomes = await asyncio.gather(
+                *(store.update(session_id, lambda state: {"n": 1}) for session_id in on_a + on_b),
+                return_exceptions=True,
+            )
+        assert outcomes[: len(on_a)] == [{"n": 1}] * len(on_a)
+        for outcome in outcomes[len(on_a) :]:
+            assert isinstance(outcome, BackendUnavailableError)
+            assert "sent once" in str(outcome)
+        await store.clear()
+
+
+@pytest.mark.parametrize("topology", ["redis_server", "cluster_deployment"])
+async def test_large_writes_and_pipelined_calls_share_max_connections(
+    topology: str, request: pytest.FixtureRequest
+) -> None:
+    """Two writes over 1 MiB (a connection each) and 120 pipelined loads at once, under
+    max_connections=2: the pipelines take their connections from the same budget, so the
+    pool never runs out and every call succeeds."""
+    server = request.getfixturevalue(topology)
+    prefix = f"budget:{uuid.uuid4().hex[:8]}:"
+    async with RedisSessionStore(server.url, prefix=prefix, max_connections=2) as store:
+        await store.save_many({f"s{n}": {"n": n} for n in range(60)})
+        large = {"x": "y" * (1 << 21)}
+        outcomes = await asyncio.gather(
+            *(store.save(f"large{n}", large) for n in range(2)),
+            *(store.load(f"s{n % 60}") for n in range(120)),
+            return_exceptions=True,
+        )
+        assert outcomes == [None, None, *({"n": n % 60} for n in range(120))]
+        await store.clear()

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, NoReturn, TypeGuard, TypeVar, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -66,6 +66,8 @@ PIPELINE_CONNECTIONS = 8
 PIPELINE_COMMANDS = 512
 """Commands one pipelined write carries at most."""
 _REDIRECTS = 5  # MOVED replies followed by a write sent once on a cluster
+_RETRY_BACKOFF = ExponentialWithJitterBackoff(base=0.05, cap=0.5)
+"""Between two tries of a pipelined batch's retryable commands on a cluster."""
 _SLICE = 1 << 20
 """Bytes of a large value handed to the socket at a time: each slice gets the socket timeout to
 go out, and the transport never holds more than one slice besides the caller's bytes."""
@@ -249,7 +251,7 @@ class RedisTransport:
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, Exception):
                     raise outcome
-                forget_slots(client)
+                forget_slots(client, node)
                 self._give_up(outcome, name, once=False, large=0)
             for reply in outcome[0]:
                 if isinstance(reply, Exception):
@@ -366,23 +368,17 @@ class RedisTransport:
         client = connections.client
 
         async def send(commands: list[tuple[Any, ...]], once: bool) -> list[Any]:
-            # Counted as a call: close() must not close the client under a batch whose
-            # callers were cancelled.
-            connections.calls += 1
-            connections.held += 1  # a batch holds one connection (the pool's metrics)
-            connections.opened = max(connections.opened, connections.held)
+            # A batch is a call: close() must not close the client under a batch whose
+            # callers were cancelled, and it takes one of `max_connections` (the calls that
+            # are not pipelined take the others), so the pool never runs out.
+            await self._enter(connections)
             try:
                 if connections.cluster:
-                    cluster = cast("RedisCluster", client)
-                    if all(map(_routable, commands)):
-                        return await self._batch_on_cluster(cluster, commands, once)
-                    replies, _ = await self._run_on_cluster(cluster, commands, None, once)
-                    return replies
+                    return await self._send_on_cluster(cast("RedisCluster", client), commands, once)
                 replies, _ = await self._run_on_pool(cast("Redis", client), commands, None, once)
                 return replies
             finally:
-                connections.held -= 1
-                if connections.uncount():
+                if self._leave(connections):
                     await close_client(client)
 
         return Coalescer(
@@ -515,40 +511,83 @@ class RedisTransport:
             pipeline.execute_command(*command)
         return await pipeline.execute(raise_on_error=False), None
 
+    async def _send_on_cluster(
+        self, client: RedisCluster, commands: list[tuple[Any, ...]], once: bool
+    ) -> list[Any]:
+        """Send a batch on a cluster, its commands of one key by slot, the others apart.
+
+        The others (`PING`, `INFO`) go through redis-py's routing, at the same time; a failure
+        of either part is the reply of its own commands only.
+        """
+        keyed = [index for index, command in enumerate(commands) if _routable(command)]
+        if len(keyed) == len(commands):
+            return await self._batch_on_cluster(client, commands, once)
+        others = [index for index, command in enumerate(commands) if not _routable(command)]
+
+        async def by_slot() -> list[Any]:
+            try:
+                return await self._batch_on_cluster(client, [commands[i] for i in keyed], once)
+            except Exception as error:
+                return [error] * len(keyed)
+
+        async def by_redis_py() -> list[Any]:
+            try:
+                answers, _ = await self._run_on_cluster(
+                    client, [commands[i] for i in others], None, once
+                )
+            except Exception as error:
+                return [error] * len(others)
+            return answers
+
+        replies: list[Any] = [None] * len(commands)
+        parts = await asyncio.gather(by_slot() if keyed else _nothing(), by_redis_py())
+        for indexes, answers in zip((keyed, others), parts, strict=True):
+            for index, answer in zip(indexes, answers, strict=True):
+                replies[index] = answer
+        return replies
+
     async def _batch_on_cluster(
         self, client: RedisCluster, commands: list[tuple[Any, ...]], once: bool
     ) -> list[Any]:
         """Send a batch of concurrent calls' commands on a cluster: one pipeline per node.
 
-        The nodes are sent to at once, and MOVED replies followed, by `_on_slot_primaries`.
-        Commands that may be retried are tried again after a connection error (the slot map
-        read again first), and each one answered CLUSTERDOWN, TRYAGAIN or ASK (a failover or
-        a resharding under way) is sent again alone through redis-py's routing, which waits,
-        retries and follows ASK as it does for any command it routes.
+        The nodes are written to at once, and MOVED and ASK replies followed, by
+        `_on_slot_primaries`; a node that fails fails its own commands only. Commands that may
+        be retried and met a connection error are tried again (only they, the slot map read
+        again first, after a backoff), as redis-py retries the commands it routes; those
+        answered CLUSTERDOWN or TRYAGAIN (a failover under way) are sent again alone through
+        redis-py's routing, which waits and retries them.
         """
-
-        async def attempt() -> list[Any]:
+        replies: list[Any] = [None] * len(commands)
+        pending = list(range(len(commands)))
+        retries = 0 if once else client.retry.get_retries()
+        for attempt in range(retries + 1):
             await client.initialize()  # a no-op unless the slot map must be read (again)
-            replies, _ = await self._on_slot_primaries(client, commands, None)
-            if once:
-                return replies
+            answers, _ = await self._on_slot_primaries(
+                client, [commands[i] for i in pending], None, isolate=True
+            )
+            again = []
+            for index, answer in zip(pending, answers, strict=True):
+                if attempt < retries and _retryable(answer):
+                    again.append(index)
+                else:
+                    replies[index] = answer
+            if not again:
+                break
+            logger.debug(
+                "%s commands to a cluster failed (%s); retrying",
+                len(again),
+                type(answers[pending.index(again[0])]).__name__,
+            )
+            pending = again
+            await asyncio.sleep(_RETRY_BACKOFF.compute(attempt + 1))
+        if not once:
             for index, reply in enumerate(replies):
-                if isinstance(reply, _IN_TRANSITION):
+                if isinstance(reply, (ClusterDownError, TryAgainError)):
                     try:
                         replies[index] = await client.execute_command(*commands[index])
                     except Exception as error:
                         replies[index] = error
-            return replies
-
-        if once:
-            return await attempt()
-
-        async def before_retry(error: Exception) -> None:
-            logger.debug(
-                "%s to a cluster failed (%s); retrying", commands[0][0], type(error).__name__
-            )
-
-        replies: list[Any] = await client.retry.call_with_retry(attempt, before_retry)
         return replies
 
     async def _on_slot_primaries(
@@ -556,26 +595,45 @@ class RedisTransport:
         client: RedisCluster,
         commands: list[tuple[Any, ...]],
         wait: tuple[Any, ...] | None,
+        *,
+        isolate: bool = False,
     ) -> tuple[list[Any], int | Exception | None]:
         """Send single-key commands once, each to its slot's primary, then `wait` there.
 
         Each primary's commands go on one of its connections, followed by `wait` (WAIT counts
-        the writes sent before it on its connection). A command answered with MOVED (its slot
-        has moved: a failover, or a resharding) was not run: the new owner is learnt from the
-        reply and the command goes there. A connection error makes the next call read the slot
-        map again, as redis-py does for the commands it routes. Returns the replies and the
-        fewest replicas any WAIT counted.
+        the writes sent before it on its connection); every primary at once. A command
+        answered with MOVED (its slot has moved: a failover, or a resharding) was not run: the
+        new owner is learnt from the reply and the command goes there. One answered with ASK
+        (its slot is being migrated and its key is not here) was not run either: it goes to
+        the node ASK names, after ASKING on the same connection. A connection error makes the
+        next call read the slot map again, as redis-py does for the commands it routes; it is
+        raised, or with `isolate` (a batch of several callers) becomes the reply of that
+        node's commands only. Returns the replies and the fewest replicas any WAIT counted.
         """
         replies: list[Any] = [None] * len(commands)
         pending = list(range(len(commands)))
         acknowledged: int | Exception | None = None
+
+        def merge(node_acknowledged: int | Exception | None) -> None:
+            nonlocal acknowledged
+            if isinstance(node_acknowledged, Exception):
+                # e.g. "WAIT cannot be used with replica instances": the map is stale.
+                forget_slots(client)
+                acknowledged = node_acknowledged
+            elif node_acknowledged is not None and not isinstance(acknowledged, Exception):
+                acknowledged = (
+                    node_acknowledged
+                    if acknowledged is None
+                    else min(acknowledged, node_acknowledged)
+                )
+
         for _ in range(_REDIRECTS):
             groups: dict[Any, list[int]] = {}
             for index in pending:
                 node = client.get_node_from_key(_key_of(commands[index]))
                 groups.setdefault(node, []).append(index)
             pending = []
-            # Every node at once: a batch costs one round trip, not one per node.
+            asked: dict[tuple[str, int], list[int]] = {}
             outcomes = await asyncio.gather(
                 *(
                     _on_node(node, [commands[i] for i in indexes], wait, self._wait_timeout(None))
@@ -583,18 +641,13 @@ class RedisTransport:
                 ),
                 return_exceptions=True,
             )
-            for outcome in outcomes:
+            for (node, indexes), outcome in zip(groups.items(), outcomes, strict=True):
                 if isinstance(outcome, BaseException):
-                    if isinstance(outcome, (RedisConnectionError, RedisTimeoutError, OSError)):
-                        logger.info(
-                            "%s from a cluster node: the slot map will be read again",
-                            type(outcome).__name__,
-                        )
-                        forget_slots(client)
-                    raise outcome
-            for indexes, (node_replies, node_acknowledged) in zip(
-                groups.values(), cast("list[tuple[list[Any], Any]]", outcomes), strict=True
-            ):
+                    _failed_node(client, node, outcome, isolate)
+                    for index in indexes:
+                        replies[index] = outcome
+                    continue
+                node_replies, node_acknowledged = outcome
                 moved = 0
                 for index, reply in zip(indexes, node_replies, strict=True):
                     if isinstance(reply, MovedError):
@@ -607,24 +660,88 @@ class RedisTransport:
                         await learn_moved(client, reply)
                         pending.append(index)
                         moved += 1
+                    elif isinstance(reply, AskError):
+                        asked.setdefault((reply.host, reply.port), []).append(index)
+                        moved += 1
                     else:
                         replies[index] = reply
-                if moved == len(indexes):
-                    continue  # the WAIT, if any, confirmed nothing of ours (or was refused)
-                if isinstance(node_acknowledged, Exception):
-                    # e.g. "WAIT cannot be used with replica instances": the map is stale.
-                    forget_slots(client)
-                    acknowledged = node_acknowledged
-                elif node_acknowledged is not None and not isinstance(acknowledged, Exception):
-                    acknowledged = (
-                        node_acknowledged
-                        if acknowledged is None
-                        else min(acknowledged, node_acknowledged)
-                    )
+                if moved < len(indexes):  # else the WAIT confirmed nothing of ours
+                    merge(node_acknowledged)
+            for (host, port), indexes in asked.items():
+                sent = [commands[i] for i in indexes]
+                answers, node_acknowledged = await self._asking(
+                    client, (host, port), sent, wait, isolate
+                )
+                for index, answer in zip(indexes, answers, strict=True):
+                    replies[index] = answer
+                merge(node_acknowledged)
             if not pending:
                 return replies, acknowledged
         forget_slots(client)
-        raise ClusterError(f"still redirected (MOVED) after {_REDIRECTS} tries")
+        error = ClusterError(f"still redirected (MOVED) after {_REDIRECTS} tries")
+        if not isolate:
+            raise error
+        for index in pending:
+            replies[index] = error
+        return replies, acknowledged
+
+    async def _asking(
+        self,
+        client: RedisCluster,
+        address: tuple[str, int],
+        commands: list[tuple[Any, ...]],
+        wait: tuple[Any, ...] | None,
+        isolate: bool,
+    ) -> tuple[list[Any], int | Exception | None]:
+        """Send `commands` to the node an ASK reply named, each after ASKING.
+
+        ASKING lets the next command on its connection in, so both go on the same one (redis-py
+        sends them on two, which fails once the node's pool holds several). Returns their
+        replies and WAIT's.
+        """
+        host, port = address
+        node = client.get_node(host=host, port=port)
+        if node is None:  # a node the slot map does not know yet
+            forget_slots(client)
+            unknown = ClusterError(f"ASK named {host}:{port}, a node not in the slot map")
+            return [unknown] * len(commands), None
+        sent = [part for command in commands for part in (("ASKING",), command)]
+        try:
+            answers, node_acknowledged = await _on_node(node, sent, wait, self._wait_timeout(None))
+        except Exception as error:
+            _failed_node(client, node, error, isolate)
+            return [error] * len(commands), None
+        return answers[1::2], node_acknowledged
+
+
+async def _nothing() -> list[Any]:
+    return []
+
+
+def _failed_node(
+    client: RedisCluster, node: ClusterNode, error: BaseException, isolate: bool
+) -> None:
+    """A node's commands failed with `error`.
+
+    After a connection error the slot map is read again; `error` is raised unless the node's
+    commands take it as their reply (`isolate`).
+    """
+    if isinstance(error, (RedisConnectionError, RedisTimeoutError, OSError)):
+        logger.info("%s from a cluster node: the slot map will be read again", type(error).__name__)
+        forget_slots(client, node)
+    if not isolate or not isinstance(error, Exception):
+        raise error
+
+
+def _retryable(reply: Any) -> bool:
+    """Whether a command answered with `reply` may be sent again.
+
+    A connection error or a timeout, not a refusal of access (which redis-py reports as a
+    connection error).
+    """
+    return isinstance(reply, (RedisConnectionError, RedisTimeoutError)) and (
+        access_denial(reply) is None
+    )
 
 
 class _Connections:
@@ -745,12 +862,17 @@ async def close_client(client: RedisClient) -> None:
             await sentinel_client.aclose()
 
 
-def forget_slots(client: RedisCluster) -> None:
+def forget_slots(client: RedisCluster, failed: ClusterNode | None = None) -> None:
     """Make the client's next call read the slot map again (CLUSTER SLOTS) before it routes.
 
-    What redis-py itself does after a connection error of its own routing, for the writes the
-    store sends to a slot's primary itself.
+    What redis-py itself does after a connection error of its own routing, for the commands
+    the store sends to a slot's primary itself. A node that `failed` goes to the end of the
+    client's lists, as redis-py puts it, so that the map is read, and the default node (which
+    the reading asks for COMMAND) taken, from another: else a primary that is down stops the
+    reading, which then closes every connection of the client.
     """
+    if failed is not None:
+        client.nodes_manager.move_node_to_end_of_cached_nodes(failed.name)
     client._initialize = True
 
 
@@ -867,9 +989,6 @@ async def _on_node(
     finally:
         node.release(connection)
 
-
-_IN_TRANSITION = (ClusterDownError, TryAgainError, AskError)
-"""Replies of a cluster in a failover or a resharding; MOVED (an AskError) is followed before."""
 
 _ONE_KEY = frozenset({"GET", "PTTL", "STRLEN", "EXISTS", "UNLINK", "DEL"})
 """Commands routed by their key when they name exactly one (some take several)."""
