@@ -12,7 +12,7 @@ from tests.observability.readings import Telemetry
 from tests.support.acl import create_acl_user
 from tests.support.cluster import ClusterDeployment
 from tests.support.redis_server import RedisServer, RedisServerMissing
-from valerie.infrastructure import InvalidArgumentError, RedisSessionStore
+from valerie.infrastructure import BackendUnavailableError, InvalidArgumentError, RedisSessionStore
 from valerie.infrastructure.session_store.telemetry import RedisInfoSampler, names
 from valerie.infrastructure.session_store.telemetry.redis_info import (
     InfoSample,
@@ -162,3 +162,38 @@ def test_info_lines_are_parsed_and_rates_survive_a_restart() -> None:
     assert rate(before, after, "evicted_keys") == 10.0
     assert rate(before, after, "expired_keys") == 0.0  # the counter went back: a restart
     assert after.memory_ratio is None
+
+
+async def test_cluster_rates_are_each_primarys_own_and_a_new_primary_counts_zero(
+    telemetry: Telemetry,
+) -> None:
+    """Readings by server (as a cluster gives them): the rate is the sum of each primary's own
+    rate, so a primary that appears (a failover) adds no spike; a server without maxmemory
+    makes the total unlimited (0); a failed reading reports nothing rather than old values."""
+    readings: list[dict[str, dict[str, str]]] = [
+        {
+            "a:1": {"evicted_keys": "10", "maxmemory": "100", "used_memory": "50"},
+            "b:2": {"evicted_keys": "0", "maxmemory": "0", "used_memory": "50"},
+        },
+        {
+            "a:1": {"evicted_keys": "30", "maxmemory": "100", "used_memory": "60"},
+            "c:3": {"evicted_keys": "1000000", "maxmemory": "100", "used_memory": "60"},
+        },
+    ]
+
+    async def read_info() -> dict[str, dict[str, str]]:
+        if not readings:
+            raise BackendUnavailableError("the cluster is down")
+        return readings.pop(0)
+
+    sampler = RedisInfoSampler(read_info, meter_provider=telemetry.meter_provider)
+    first = await sampler.sample()
+    assert first is not None
+    assert first.maxmemory == 0
+    second = await sampler.sample()
+    assert second is not None
+    assert second.maxmemory == 200
+    elapsed = second.monotonic - first.monotonic
+    assert sampler.rates()["evicted_keys"] == pytest.approx(20 / elapsed)
+    assert await sampler.sample() is None
+    assert telemetry.value(names.REDIS_MEMORY_USED) == 0

@@ -111,3 +111,31 @@ async def test_each_typed_failure_is_counted_once_with_its_operation(
     }
     assert await turns.load("old") == Turn(n=1)  # a state the view takes counts nothing
     assert sum(failures(telemetry).values()) == 5
+
+
+async def test_a_failure_met_inside_an_update_function_is_counted_once_where_it_happened(
+    store: InMemorySessionStore | RedisSessionStore, telemetry: Telemetry
+) -> None:
+    """An update's function that loads a session that does not decrypt, or a typed session
+    the model refuses: counted once, by that load, not again by the update it raised through."""
+    turns = store.typed(Turn)
+    await store.save("ok", {"n": 1})
+    await store.backend.write("plain", b'{"n": 1}', 60)
+    await store.save("refused", {"n": "not a number"})
+
+    async def load_plain(state: dict[str, Any] | None) -> dict[str, Any]:
+        await store.load("plain")
+        return {"n": 2}
+
+    async def load_refused(turn: Turn | None) -> Turn:
+        await turns.load("refused")
+        return Turn(n=2)
+
+    with pytest.raises(DecryptionError):
+        await store.update("ok", load_plain)
+    with pytest.raises(StateValidationError):
+        await turns.update("ok", load_refused)
+    assert failures(telemetry) == {
+        ("load", "DecryptionError", "plaintext"): 1,
+        ("load", "StateValidationError"): 1,
+    }

@@ -93,6 +93,34 @@ async def test_sentinel_failover_is_survived_by_the_same_store(
         }
 
 
+@pytest.mark.redis
+@pytest.mark.slow
+async def test_a_sentinel_failover_is_logged_once_however_many_connections_reconnect(
+    private_sentinel: SentinelDeployment, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Twenty connections open (no pipelining), the primary killed: after the failover they
+    all reconnect at once, each asking Sentinel for the primary; the change is logged once."""
+    caplog.set_level(logging.INFO, logger="valerie.session_store")
+    ids = [f"s{n}" for n in range(20)]
+    async with RedisSessionStore(
+        private_sentinel.url, prefix="once:", timeout=0.5, pipelining=False
+    ) as store:
+        await store.save_many({session_id: {"id": session_id} for session_id in ids})
+        await asyncio.gather(*(store.load(session_id) for session_id in ids))
+        private_sentinel.wait_until_replicated()
+        private_sentinel.primary.kill()
+        deadline = time.monotonic() + 30
+        while True:
+            loaded = await asyncio.gather(
+                *(store.load(session_id) for session_id in ids), return_exceptions=True
+            )
+            if loaded == [{"id": session_id} for session_id in ids]:
+                break
+            assert time.monotonic() < deadline, "no new primary within 30 s"
+    failovers = [r for r in caplog.records if "new primary" in r.getMessage()]
+    assert len(failovers) == 1, [r.getMessage() for r in failovers]
+
+
 @pytest.fixture
 def private_cluster() -> Iterator[ClusterDeployment]:
     """Three primaries with a replica each, of this test's own."""

@@ -117,6 +117,10 @@ STATE_FAILURES = (DecryptionError, MigrationError, NewerSchemaVersionError, Stat
 `StateFailureEvent` (besides the operation's own event)."""
 
 
+_REPORTED = "_valerie_reported_as_state_failure"
+"""Set on an error once a `StateFailureEvent` reported it."""
+
+
 class Observer:
     """Receives events from stores it is attached to (`observers=[...]`); subclass it.
 
@@ -214,7 +218,14 @@ class Instrumentation:
                 _logger.exception("observer %r failed on a %s event", observer, event.operation)
 
     def state_failure(self, operation: str, error: Exception) -> None:
-        """Report a stored state that could not be read (one of `STATE_FAILURES`)."""
+        """Report a stored state that could not be read (one of `STATE_FAILURES`), once.
+
+        An error already reported by the call that met it (a `load` inside an `update`'s
+        function) is not reported again by the calls it passes through.
+        """
+        if getattr(error, _REPORTED, False):
+            return
+        setattr(error, _REPORTED, True)
         reason = error.reason if isinstance(error, DecryptionError) else None
         event = StateFailureEvent(operation, self.backend, type(error).__name__, reason)
         for observer in self.observers:

@@ -73,11 +73,15 @@ def sample_from(fields: Mapping[str, str], monotonic: float) -> InfoSample:
 
 
 def total(samples: Iterable[InfoSample], monotonic: float) -> InfoSample:
-    """The sum of several servers' samples (a cluster's primaries), taken at `monotonic`."""
+    """The sum of several servers' samples (a cluster's primaries), taken at `monotonic`.
+
+    Its `maxmemory` is 0 (no limit) when any server has none.
+    """
     samples = list(samples)
+    limits = [sample.maxmemory for sample in samples]
     return InfoSample(
         used_memory=sum(sample.used_memory for sample in samples),
-        maxmemory=sum(sample.maxmemory for sample in samples),
+        maxmemory=sum(limits) if all(limits) else 0,
         evicted_keys=sum(sample.evicted_keys for sample in samples),
         expired_keys=sum(sample.expired_keys for sample in samples),
         monotonic=monotonic,
@@ -130,6 +134,7 @@ class RedisInfoSampler:
         """The last reading (on a cluster, the sum over its primaries)."""
         self.previous: InfoSample | None = None
         self.last_by_server: dict[str, InfoSample] = {}
+        self.previous_by_server: dict[str, InfoSample] = {}
         """The last reading of each server (`""` for a single one, else `host:port`)."""
         self._denied_logged = False
         self._task: asyncio.Task[None] | None = None
@@ -193,6 +198,7 @@ class RedisInfoSampler:
         try:
             by_server = await self._read_info()
         except AccessDeniedError:
+            self.last_by_server = {}  # report nothing rather than an old reading
             if not self._denied_logged:
                 self._denied_logged = True
                 logger.warning(
@@ -203,8 +209,10 @@ class RedisInfoSampler:
             return None
         except SessionStoreError as error:
             logger.debug("INFO could not be read this time: %s", type(error).__name__)
+            self.last_by_server = {}  # report nothing rather than an old reading
             return None
         now = time.monotonic()
+        self.previous_by_server = self.last_by_server
         self.last_by_server = {
             server: sample_from(fields, now) for server, fields in by_server.items()
         }
@@ -212,11 +220,17 @@ class RedisInfoSampler:
         return self.last
 
     def rates(self) -> dict[str, float]:
-        """Evictions and expirations per second between the last two samples."""
-        if self.previous is None or self.last is None:
-            return {"evicted_keys": 0.0, "expired_keys": 0.0}
+        """Evictions and expirations per second between the last two samples.
+
+        On a cluster, the sum of each primary's own rate: a primary that is new (a failover)
+        or restarted counts 0 until its next reading.
+        """
         return {
-            field: rate(self.previous, self.last, field)
+            field: sum(
+                rate(before, self.last_by_server[server], field)
+                for server, before in self.previous_by_server.items()
+                if server in self.last_by_server
+            )
             for field in ("evicted_keys", "expired_keys")
         }
 

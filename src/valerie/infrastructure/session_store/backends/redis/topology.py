@@ -159,14 +159,17 @@ class FailoverLoggingPool(SentinelConnectionPool):
 
     async def get_master_address(self) -> Any:
         """Return the primary's address, as redis-py does; log it if it changed."""
-        previous = self.master_address
         address = await super().get_master_address()  # type: ignore[no-untyped-call]
-        if previous is not None and address != previous:
+        # Compared and replaced with no await between: connections that reconnect at once
+        # after a failover all ask, and the change is logged by the first answer only.
+        known = getattr(self, "_announced", None)
+        self._announced = address
+        if known is not None and address != known:
             logger.info(
                 "Sentinel names a new primary for %r: %s:%s, was %s:%s (a failover)",
                 self.service_name,
                 *address,
-                *previous,
+                *known,
             )
         return address
 

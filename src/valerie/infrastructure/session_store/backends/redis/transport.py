@@ -32,6 +32,7 @@ from redis.exceptions import (
     AskError,
     ClusterDownError,
     ClusterError,
+    MaxConnectionsError,
     MovedError,
     ResponseError,
     TryAgainError,
@@ -726,7 +727,10 @@ def _failed_node(
     After a connection error the slot map is read again; `error` is raised unless the node's
     commands take it as their reply (`isolate`).
     """
-    if isinstance(error, (RedisConnectionError, RedisTimeoutError, OSError)):
+    if isinstance(error, (RedisConnectionError, RedisTimeoutError, OSError)) and not isinstance(
+        error,
+        MaxConnectionsError,  # this client's pool is full: the node is fine
+    ):
         logger.info("%s from a cluster node: the slot map will be read again", type(error).__name__)
         forget_slots(client, node)
     if not isolate or not isinstance(error, Exception):
@@ -739,8 +743,10 @@ def _retryable(reply: Any) -> bool:
     A connection error or a timeout, not a refusal of access (which redis-py reports as a
     connection error).
     """
-    return isinstance(reply, (RedisConnectionError, RedisTimeoutError)) and (
-        access_denial(reply) is None
+    return (
+        isinstance(reply, (RedisConnectionError, RedisTimeoutError))
+        and not isinstance(reply, MaxConnectionsError)
+        and access_denial(reply) is None
     )
 
 
