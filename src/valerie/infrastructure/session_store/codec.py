@@ -190,9 +190,12 @@ def _orjson_if_plainly_valid(
       fragments, subclasses) and writes each float as its 8 IEEE bytes: a NaN or an infinity
       has the exponent's bits all set, so its last byte is 0x7F or 0xFF. Neither byte in the
       image proves every float finite; either one (rare elsewhere: 0xFF is never UTF-8, 0x7F
-      is DEL) sends the state to the round trip, as does a tuple (`_TUPLE_CODES`). One hole:
-      `marshal` writes any buffer as bytes, so an enum with a `bytes` mixin whose value is
-      not bytes is taken as its value (the standard-library codec refuses it).
+      is DEL) sends the state to the round trip. So does a tuple, whose depth orjson does not
+      count: `marshal` starts one with `(` or `)` (0xA8 or 0xA9 with its reference flag), and
+      any of these bytes (text holds parentheses too) takes the round trip, which no tuple
+      survives unchanged. One hole: `marshal` writes any buffer as bytes, so an enum with a
+      `bytes` mixin whose value is not bytes is taken as its value (the standard-library
+      codec refuses it).
 
     A large state takes the walk at once, keeping orjson's encoding: neither check would then
     hold a second copy of it.
@@ -212,10 +215,13 @@ def _orjson_if_plainly_valid(
             image = marshal.dumps(state)
         except ValueError:  # a type that is not an exact built-in
             return None
-        if (
+        if (  # written out: a generator over the bytes costs as much as the searches
             b"\x7f" not in image
             and b"\xff" not in image
-            and all(code not in image for code in _TUPLE_CODES)
+            and b"(" not in image
+            and b")" not in image
+            and b"\xa8" not in image
+            and b"\xa9" not in image
         ):
             return data, None
     try:
@@ -223,12 +229,6 @@ def _orjson_if_plainly_valid(
     except orjson.JSONDecodeError:  # deeper than orjson reads: nested tuples it wrote
         return None
     return (data, copy) if copy == state else None
-
-
-_TUPLE_CODES = (b"(", b")", b"\xa8", b"\xa9")
-"""The bytes with which `marshal` starts a tuple (with and without its reference flag).
-orjson's depth limit does not count tuples: a state holding any (or these bytes in its text)
-takes the round trip, where a tuple never equals the list it comes back as."""
 
 
 def _reject_constant(name: str) -> Any:
