@@ -540,8 +540,10 @@ class RedisTransport:
                 return [error] * len(others)
             return answers
 
+        if not keyed:
+            return await by_redis_py()
         replies: list[Any] = [None] * len(commands)
-        parts = await asyncio.gather(by_slot() if keyed else _nothing(), by_redis_py())
+        parts = await asyncio.gather(by_slot(), by_redis_py())
         for indexes, answers in zip((keyed, others), parts, strict=True):
             for index, answer in zip(indexes, answers, strict=True):
                 replies[index] = answer
@@ -713,10 +715,6 @@ class RedisTransport:
             _failed_node(client, node, error, isolate)
             return [error] * len(commands), None
         return answers[1::2], node_acknowledged
-
-
-async def _nothing() -> list[Any]:
-    return []
 
 
 def _failed_node(
